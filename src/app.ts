@@ -1,0 +1,164 @@
+// buildApp(deps): the whole HTTP service, assembled in one place. Nothing global: tests build as
+// many apps as they like and drive them with inject().
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { AuditLog } from './audit/audit.js';
+import { createAuthenticator } from './auth/authenticate.js';
+import type { Config } from './config/load.js';
+import { NotReady, problemBody, toProblem } from './errors.js';
+import type { Metrics } from './metrics/metrics.js';
+import type { Principal } from './policy/principal.js';
+import type { Readiness } from './readiness.js';
+import { containerCredentialsRoute } from './routes/container-credentials.js';
+import { credentialsRoute } from './routes/credentials.js';
+import { healthRoutes } from './routes/health.js';
+import { metricsRoute } from './routes/metrics.js';
+import { profilesRoute } from './routes/profiles.js';
+import type { CredentialIssuer } from './sts/issuer.js';
+import { createVendor } from './vend.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** The route accepts a bare token in Authorization (AWS container-credentials clients). */
+    rawTokenAuth?: boolean;
+  }
+}
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly issuer: CredentialIssuer;
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly readiness: Readiness;
+  /** Milliseconds since the epoch; injected so tests control time. */
+  readonly now: () => number;
+  /** Test hook: minimum time between JWKS refreshes for unknown kids. */
+  readonly jwksRefreshCooldownMs?: number;
+}
+
+// Fields that must never be logged, wherever a log call puts them.
+const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', '*.secretAccessKey', '*.sessionToken', 'secretAccessKey', 'sessionToken'];
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, metrics, audit } = deps;
+  const env = config.env;
+  const app = Fastify({
+    loggerInstance: deps.logger.child({}, { redact: LOG_REDACT }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID(),
+    bodyLimit: env.CREDVEND_BODY_LIMIT_BYTES,
+    trustProxy: parseTrustProxy(env.CREDVEND_TRUST_PROXY),
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  const origins = env.CREDVEND_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  await app.register(cors, {
+    origin: origins.length > 0 ? origins : false,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['authorization', 'content-type'],
+    exposedHeaders: ['x-request-id', 'retry-after'],
+    maxAge: 600,
+  });
+  if (env.CREDVEND_RATE_LIMIT_MAX > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      hook: 'preHandler', // after authentication, so the budget is per verified subject
+      max: env.CREDVEND_RATE_LIMIT_MAX,
+      timeWindow: env.CREDVEND_RATE_LIMIT_WINDOW,
+      keyGenerator: (req: FastifyRequest) => (req.principal ? `sub:${req.principal.issuer}|${req.principal.subject}` : `ip:${req.ip}`),
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'CV_RATE_LIMITED', message: `rate limit exceeded; retry after ${ctx.after}` }),
+    });
+  }
+
+  const authenticate = createAuthenticator(app, {
+    issuers: config.issuers,
+    clockSkewSeconds: env.CREDVEND_CLOCK_SKEW_SECONDS,
+    ...(deps.jwksRefreshCooldownMs !== undefined ? { jwksRefreshCooldownMs: deps.jwksRefreshCooldownMs } : {}),
+  });
+  const vendor = createVendor({ config, issuer: deps.issuer, audit, metrics, now: deps.now });
+
+  const authenticateHook = async (request: FastifyRequest) => {
+    if (deps.readiness.state() !== 'ready') throw new NotReady();
+    try {
+      request.principal = await authenticate(request);
+    } catch (err) {
+      // A refused token is a decision too: audited (without the token) and counted.
+      const p = toProblem(err);
+      metrics.denied.inc({ reason: 'unauthenticated' });
+      if (request.url.startsWith('/v1/credentials') || request.url.startsWith('/v1/container-credentials')) {
+        const ua = request.headers['user-agent'];
+        audit.record({
+          event: 'credentials.denied',
+          requestId: request.id,
+          clientIp: request.ip,
+          ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
+          errorCode: p.code,
+          reason: 'unauthenticated',
+        });
+      }
+      throw err;
+    }
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  const accessLevel = env.CREDVEND_ACCESS_LOG;
+  app.addHook('onResponse', async (request, reply) => {
+    const seconds = reply.elapsedTime / 1000;
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ route, method: request.method, status_code: String(reply.statusCode) }, seconds);
+    // One access line per request, at most; no per-request "incoming request" line.
+    if (accessLevel !== 'off') {
+      request.log[accessLevel]({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip }, 'request');
+    }
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const p = toProblem(err);
+    if (p.status >= 500) {
+      // Only our own fields: SDK errors and their causes are not logged as they are.
+      const e = err as { name?: string; code?: string; kind?: string };
+      request.log.error({ err: { name: e.name, code: e.code, kind: e.kind }, problem: p.code }, 'request failed');
+    }
+    void reply.code(p.status).headers(p.headers ?? {}).type('application/problem+json').send(problemBody(p, request.id));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).type('application/problem+json').send(problemBody({ status: 404, code: 'CV_NOT_FOUND', title: 'Not found', detail: 'no such route' }, request.id));
+  });
+
+  const routeDeps = { config, vendor, authenticateHook };
+  await app.register(credentialsRoute(routeDeps));
+  await app.register(containerCredentialsRoute(routeDeps));
+  await app.register(profilesRoute(routeDeps));
+  await app.register(healthRoutes(deps.readiness));
+  if (env.CREDVEND_METRICS_ON_API_PORT) await app.register(metricsRoute(metrics));
+  return app;
+}
+
+/** The admin listener: /metrics (and health) apart from the API, so it is not exposed with it. */
+export async function buildAdminApp(deps: Pick<AppDeps, 'metrics' | 'logger' | 'readiness'> & { withMetrics: boolean }): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  if (deps.withMetrics) await app.register(metricsRoute(deps.metrics));
+  await app.register(healthRoutes(deps.readiness));
+  return app;
+}
+
+/** 'true', 'false', or a comma-separated list of trusted proxy addresses/CIDRs. */
+function parseTrustProxy(v: string): boolean | string {
+  if (v === 'true') return true;
+  if (v === 'false' || v === '') return false;
+  return v;
+}

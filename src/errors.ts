@@ -1,0 +1,96 @@
+// Every HTTP error of the service, and the one place where domain errors become HTTP.
+// Bodies are RFC 9457 problem+json with a stable CV_* code. 5xx bodies never carry upstream text.
+import createError from '@fastify/error';
+import type { DenialReason } from './policy/errors.js';
+import { PolicyError } from './policy/errors.js';
+import { StsError, type StsFailure } from './sts/issuer.js';
+
+export const TokenMissing = createError('CV_TOKEN_MISSING', 'An Authorization header with a bearer token is required', 401);
+export const TokenInvalid = createError('CV_TOKEN_INVALID', 'The token was rejected: %s', 401);
+export const ProfileUnknown = createError('CV_PROFILE_UNKNOWN', 'No profile named "%s"', 404);
+export const BadRequest = createError('CV_BAD_REQUEST', '%s', 400);
+export const NotReady = createError('CV_NOT_READY', 'The service has not finished its start-up checks', 503);
+export const RateLimited = createError('CV_RATE_LIMITED', 'Too many requests for this caller; retry after %s', 429);
+
+export interface HttpProblem {
+  readonly status: number;
+  readonly code: string;
+  readonly title: string;
+  readonly detail: string;
+  readonly headers?: Record<string, string>;
+}
+
+const POLICY: Record<DenialReason, { status: number; code: string; title: string }> = {
+  profile_unknown: { status: 404, code: 'CV_PROFILE_UNKNOWN', title: 'Unknown profile' },
+  profile_mismatch: { status: 403, code: 'CV_PROFILE_FORBIDDEN', title: 'Token does not match the profile' },
+  claim_missing: { status: 403, code: 'CV_CLAIM_MISSING', title: 'Required claim missing' },
+  claim_invalid: { status: 403, code: 'CV_CLAIM_INVALID', title: 'Claim value not usable' },
+  operation_not_allowed: { status: 403, code: 'CV_OPERATION_FORBIDDEN', title: 'Operation not allowed by the profile' },
+  prefix_grant_not_allowed: { status: 403, code: 'CV_PREFIX_FORBIDDEN', title: 'Prefix grants not allowed by the profile' },
+  too_many_keys: { status: 400, code: 'CV_TOO_MANY_KEYS', title: 'Too many keys' },
+  invalid_key: { status: 400, code: 'CV_INVALID_KEY', title: 'Invalid key' },
+  policy_too_large: { status: 422, code: 'CV_POLICY_TOO_LARGE', title: 'Session policy too large' },
+};
+
+const STS: Record<StsFailure, { status: number; code: string; title: string; detail: string }> = {
+  access_denied: { status: 502, code: 'CV_STS_ACCESS_DENIED', title: 'Upstream denied the role', detail: 'STS refused to let the service assume the role for this profile' },
+  rejected: { status: 502, code: 'CV_STS_REJECTED', title: 'Upstream rejected the request', detail: 'STS rejected the AssumeRole request for this profile (role missing or misconfigured)' },
+  throttled: { status: 503, code: 'CV_STS_THROTTLED', title: 'Upstream throttled', detail: 'STS is throttling requests; retry later' },
+  timeout: { status: 504, code: 'CV_STS_TIMEOUT', title: 'Upstream timeout', detail: 'STS did not answer in time' },
+  packed_policy_too_large: { status: 422, code: 'CV_STS_POLICY_TOO_LARGE', title: 'Session policy too large', detail: 'STS reports the packed session policy and tags are too large: request fewer or shorter keys' },
+  unavailable: { status: 502, code: 'CV_STS_UNAVAILABLE', title: 'Upstream unavailable', detail: 'STS could not be reached or answered with an error' },
+};
+
+export const RETRY_AFTER_SECONDS = 2;
+
+interface FastifyLikeError {
+  code?: string;
+  statusCode?: number;
+  message?: string;
+  validation?: unknown;
+}
+
+/** Maps any thrown error to the problem the caller sees. Unknown errors become an opaque 500. */
+export function toProblem(err: unknown): HttpProblem {
+  if (err instanceof PolicyError) {
+    const p = POLICY[err.reason];
+    return { ...p, detail: err.message };
+  }
+  if (err instanceof StsError) {
+    const p = STS[err.kind];
+    return { ...p, ...(err.kind === 'throttled' ? { headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } } : {}) };
+  }
+  const e = (err ?? {}) as FastifyLikeError;
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (e.code?.startsWith('CV_') && status < 500) return { status, code: e.code, title: titleFor(status), detail: e.message ?? '' };
+  if (e.code === 'CV_NOT_READY') return { status, code: e.code, title: 'Not ready', detail: e.message ?? '', headers: { 'retry-after': '1' } };
+  if (e.code === 'FST_ERR_VALIDATION' || e.validation) return { status: 400, code: 'CV_BAD_REQUEST', title: 'Invalid request', detail: e.message ?? 'invalid request' };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'CV_BODY_TOO_LARGE', title: 'Body too large', detail: 'the request body is too large' };
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, code: 'CV_UNSUPPORTED_MEDIA_TYPE', title: 'Unsupported media type', detail: 'send application/json' };
+  if (status === 429) return { status, code: 'CV_RATE_LIMITED', title: 'Too many requests', detail: 'rate limit exceeded for this caller' };
+  if (status >= 400 && status < 500) {
+    // Fastify's own 4xx (bad JSON, empty body, ...): safe, generic text.
+    return { status, code: 'CV_BAD_REQUEST', title: 'Invalid request', detail: safeDetail(e) };
+  }
+  return { status: 500, code: 'CV_INTERNAL', title: 'Internal error', detail: 'an internal error occurred; quote the requestId when reporting it' };
+}
+
+function safeDetail(e: FastifyLikeError): string {
+  if (e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'the body must be valid JSON';
+  return 'the request could not be processed';
+}
+
+function titleFor(status: number): string {
+  return ({ 400: 'Invalid request', 401: 'Unauthenticated', 403: 'Forbidden', 404: 'Not found', 429: 'Too many requests' } as Record<number, string>)[status] ?? 'Error';
+}
+
+export function problemBody(p: HttpProblem, requestId: string): Record<string, unknown> {
+  return {
+    type: `urn:credvend:problem:${p.code}`,
+    title: p.title,
+    status: p.status,
+    detail: p.detail,
+    code: p.code,
+    requestId,
+  };
+}

@@ -1,0 +1,37 @@
+// Prometheus metrics on the service's own registry (never prom-client's global one), so two apps
+// in one test process do not collide. Label values are bounded sets: profile names from the
+// config, operations, reasons and codes from closed lists. Never a key, a subject or a token.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly issued: Counter<'profile' | 'operation'>;
+  readonly denied: Counter<'reason'>;
+  readonly stsCalls: Counter<'outcome' | 'code'>;
+  readonly stsLatency: Histogram<'outcome'>;
+  readonly packedPolicySize: Histogram;
+  readonly httpDuration: Histogram<'route' | 'method' | 'status_code'>;
+  readonly baseCredentialExpiry: Gauge;
+  readonly buildInfo: Gauge<'version' | 'node_version'>;
+  readonly ready: Gauge;
+}
+
+export function createMetrics(opts: { version: string; defaultMetrics?: boolean }): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const m: Metrics = {
+    registry,
+    issued: new Counter({ name: 'credvend_credentials_issued_total', help: 'Credentials issued, by profile and operation', labelNames: ['profile', 'operation'], registers }),
+    denied: new Counter({ name: 'credvend_credentials_denied_total', help: 'Requests denied before any AWS call, by reason', labelNames: ['reason'], registers }),
+    stsCalls: new Counter({ name: 'credvend_sts_calls_total', help: 'sts:AssumeRole calls, by outcome and error code', labelNames: ['outcome', 'code'], registers }),
+    stsLatency: new Histogram({ name: 'credvend_sts_call_duration_seconds', help: 'sts:AssumeRole latency, retries included', labelNames: ['outcome'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers }),
+    packedPolicySize: new Histogram({ name: 'credvend_packed_policy_size_percent', help: 'PackedPolicySize returned by STS (percent of the allowed size)', buckets: [10, 25, 50, 75, 90, 100], registers }),
+    httpDuration: new Histogram({ name: 'credvend_http_request_duration_seconds', help: 'HTTP request duration, by route template and status code', labelNames: ['route', 'method', 'status_code'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
+    baseCredentialExpiry: new Gauge({ name: 'credvend_base_credentials_expiry_timestamp_seconds', help: "Expiry (Unix time) of the service's own AWS credentials; 0 when they do not expire", registers }),
+    buildInfo: new Gauge({ name: 'credvend_build_info', help: 'Build information (always 1)', labelNames: ['version', 'node_version'], registers }),
+    ready: new Gauge({ name: 'credvend_ready', help: '1 once the start-up checks have passed', registers }),
+  };
+  m.buildInfo.set({ version: opts.version, node_version: process.version }, 1);
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'credvend_' });
+  return m;
+}

@@ -1,0 +1,108 @@
+// planIssuance: everything decided before the AssumeRole call, from a profile, the verified
+// principal and the request. Pure, so every rule here is a unit and property test.
+import type { Profile } from '../config/load.js';
+import { authorize } from './authorize.js';
+import { PolicyError } from './errors.js';
+import { hasIamSpecialChars, validateRelativeKey } from './keys.js';
+import type { Principal } from './principal.js';
+import { buildSessionPolicy, type Operation, type SessionPolicy } from './session-policy.js';
+import { clampDuration, defaultSourceIdentity, roleSessionName } from './session.js';
+import { fillPrefix, fillSourceIdentity, fillTag } from './templates.js';
+
+export interface CredentialRequest {
+  readonly operation: Operation;
+  readonly keys?: readonly string[] | undefined;
+  readonly prefix?: string | undefined;
+  readonly durationSeconds?: number | undefined;
+}
+
+export interface IssuancePlan {
+  readonly profile: string;
+  readonly operation: Operation;
+  readonly roleArn: string;
+  readonly bucket: string;
+  readonly region: string;
+  /** Full object keys (profile prefix applied) or the full granted prefix. */
+  readonly keys?: readonly string[];
+  readonly prefix?: string;
+  readonly roleSessionName: string;
+  readonly durationSeconds: number;
+  readonly policy: SessionPolicy;
+  readonly policyArns: readonly string[];
+  readonly tags: readonly { Key: string; Value: string }[];
+  readonly transitiveTagKeys: readonly string[];
+  readonly sourceIdentity: string;
+  readonly externalId?: string;
+  /** Claim names the decision used, for the audit record. */
+  readonly claimsUsed: readonly string[];
+}
+
+export interface PlanOptions {
+  /** 'reject' for S3-compatible servers that match `${*}` literally (Ceph RGW). */
+  readonly wildcardKeys: 'escape' | 'reject';
+}
+
+export function planIssuance(profile: Profile, principal: Principal, req: CredentialRequest, requestId: string, opts: PlanOptions): IssuancePlan {
+  const claimsUsed = authorize(profile.match, principal);
+  if (!profile.operations.includes(req.operation)) {
+    throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
+  }
+  const base = fillPrefix(profile.prefix, principal.claims);
+  let target: { keys: string[] } | { prefix: string };
+  if (req.prefix !== undefined) {
+    if (!profile.allowPrefixGrants) {
+      throw new PolicyError('prefix_grant_not_allowed', `profile "${profile.name}" grants named keys only, not prefixes`);
+    }
+    validateRelativeKey(req.prefix, 'prefix', base);
+    rejectWildcards(req.prefix, opts);
+    target = { prefix: base + req.prefix };
+  } else {
+    const keys = req.keys ?? [];
+    if (keys.length === 0) throw new PolicyError('invalid_key', 'give at least one key (or a prefix)');
+    if (keys.length > profile.maxKeys) {
+      throw new PolicyError('too_many_keys', `profile "${profile.name}" allows at most ${profile.maxKeys} keys per request`);
+    }
+    for (const k of keys) {
+      validateRelativeKey(k, 'key', base);
+      rejectWildcards(k, opts);
+    }
+    target = { keys: [...new Set(keys.map((k) => base + k))] };
+  }
+
+  const policy = buildSessionPolicy({
+    partition: profile.partition,
+    bucket: profile.bucket,
+    region: profile.region,
+    operation: req.operation,
+    target,
+    versionedReads: profile.versionedReads,
+    kmsKeyArn: profile.kmsKeyArn,
+    bucketKeyEnabled: profile.bucketKeyEnabled,
+  });
+  const tags = Object.entries(profile.sessionTags).map(([Key, t]) => ({ Key, Value: fillTag(t, principal.claims) }));
+  const sourceIdentity = profile.sourceIdentity ? fillSourceIdentity(profile.sourceIdentity, principal.claims) : defaultSourceIdentity(principal);
+
+  return {
+    profile: profile.name,
+    operation: req.operation,
+    roleArn: profile.roleArn,
+    bucket: profile.bucket,
+    region: profile.region,
+    ...target,
+    roleSessionName: roleSessionName(principal, requestId),
+    durationSeconds: clampDuration(req.durationSeconds, profile),
+    policy,
+    policyArns: profile.sessionPolicyArns,
+    tags,
+    transitiveTagKeys: profile.transitiveTagKeys,
+    sourceIdentity,
+    ...(profile.externalId ? { externalId: profile.externalId } : {}),
+    claimsUsed,
+  };
+}
+
+function rejectWildcards(key: string, opts: PlanOptions): void {
+  if (opts.wildcardKeys === 'reject' && hasIamSpecialChars(key)) {
+    throw new PolicyError('invalid_key', "this service does not accept '*', '?' or '$' in keys");
+  }
+}

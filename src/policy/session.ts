@@ -1,0 +1,37 @@
+// RoleSessionName and DurationSeconds: both derived from verified facts, never from the body.
+import { createHash } from 'node:crypto';
+import type { Principal } from './principal.js';
+
+/** AssumeRole with the service's own role credentials is role chaining: STS caps it at 1 hour. */
+export const ROLE_CHAINING_MAX_SECONDS = 3600;
+export const MIN_DURATION_SECONDS = 900;
+
+/** Replaces every character outside STS's `[\w+=,.@-]` with '-'. */
+export function stsSafe(value: string): string {
+  return value.replace(/[^\w+=,.@-]/g, '-');
+}
+
+/**
+ * `<subject>.<issuer+subject hash>.<request id>`, at most 64 characters. The readable part lets a
+ * CloudTrail reader see who it was; the hash keeps two subjects that sanitise alike (or the same
+ * `sub` from two issuers) apart; the request id joins the session to our audit record.
+ * Built only from the verified principal, so a caller cannot impersonate another in CloudTrail.
+ */
+export function roleSessionName(principal: Principal, requestId: string): string {
+  const hash = createHash('sha256').update(`${principal.issuer}\n${principal.subject}`).digest('hex').slice(0, 8);
+  const rid = stsSafe(requestId).slice(0, 12);
+  const readable = stsSafe(principal.subject).slice(0, 64 - hash.length - rid.length - 2) || 'x';
+  return `${readable}.${hash}.${rid}`;
+}
+
+/** The default SourceIdentity: the subject made STS-safe, 2-64 characters. */
+export function defaultSourceIdentity(principal: Principal): string {
+  const s = stsSafe(principal.subject).slice(0, 64);
+  return s.length >= 2 && !s.toLowerCase().startsWith('aws:') ? s : `id-${s}`.slice(0, 64);
+}
+
+/** Requested (or default) duration clamped to the profile maximum and the role-chaining cap. */
+export function clampDuration(requested: number | undefined, profile: { defaultDurationSeconds: number; maxDurationSeconds: number }): number {
+  const wanted = requested ?? profile.defaultDurationSeconds;
+  return Math.max(MIN_DURATION_SECONDS, Math.min(wanted, profile.maxDurationSeconds, ROLE_CHAINING_MAX_SECONDS));
+}

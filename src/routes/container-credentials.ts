@@ -1,0 +1,23 @@
+// GET /v1/container-credentials/:profile: the AWS container-credentials protocol, so any AWS SDK
+// or the CLI can use credvend through AWS_CONTAINER_CREDENTIALS_FULL_URI and
+// AWS_CONTAINER_AUTHORIZATION_TOKEN (which the SDKs send as the bare Authorization value).
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { vendContext } from './context.js';
+import type { RouteDeps } from './deps.js';
+import { containerParams, containerQuery } from './schemas.js';
+
+export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/v1/container-credentials/:profile',
+      { schema: { params: containerParams, querystring: containerQuery }, onRequest: deps.authenticateHook, config: { rawTokenAuth: true, rateLimit: {} } },
+      async (request, reply) => {
+        const { key, ...rest } = request.query;
+        const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };
+        const { credentials: c } = await deps.vendor.vend(request.principal!, request.params.profile, req, vendContext(request));
+        reply.header('cache-control', 'no-store');
+        return { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken, Expiration: c.expiration.toISOString() };
+      },
+    );
+  };
+}

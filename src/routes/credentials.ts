@@ -1,0 +1,72 @@
+// POST /v1/credentials: the core route. Thin: validate, vend, format.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Vended } from '../vend.js';
+import { vendContext } from './context.js';
+import { credentialsBody, credentialsQuery } from './schemas.js';
+import type { RouteDeps } from './deps.js';
+
+export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/v1/credentials',
+      { schema: { body: credentialsBody, querystring: credentialsQuery }, onRequest: deps.authenticateHook, config: { rateLimit: {} } },
+      async (request, reply) => {
+        const { profile, ...req } = request.body;
+        const vended = await deps.vendor.vend(request.principal!, profile, req, vendContext(request));
+        reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+        switch (request.query.format) {
+          case 'process':
+            return processFormat(vended);
+          case 'env':
+            return reply.type('text/plain; charset=utf-8').send(envFormat(vended));
+          default:
+            return jsonFormat(vended, request.id);
+        }
+      },
+    );
+  };
+}
+
+export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) {
+  return {
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    sessionToken: c.sessionToken,
+    expiration: c.expiration.toISOString(),
+    region: plan.region,
+    bucket: plan.bucket,
+    ...(plan.keys ? { keys: plan.keys } : { prefix: plan.prefix }),
+    operation: plan.operation,
+    profile: plan.profile,
+    requestId,
+  };
+}
+
+/** AWS CLI/SDK `credential_process` output, version 1. */
+export function processFormat({ credentials: c }: Vended) {
+  return { Version: 1, AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, SessionToken: c.sessionToken, Expiration: c.expiration.toISOString() };
+}
+
+/** POSIX single-quoting: the value can never break out of the string in `eval "$(curl ...)"`. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export function envFormat({ plan, credentials: c }: Vended): string {
+  const vars: [string, string][] = [
+    ['AWS_ACCESS_KEY_ID', c.accessKeyId],
+    ['AWS_SECRET_ACCESS_KEY', c.secretAccessKey],
+    ['AWS_SESSION_TOKEN', c.sessionToken],
+    ['AWS_REGION', plan.region],
+    ['AWS_DEFAULT_REGION', plan.region],
+    ['CREDVEND_BUCKET', plan.bucket],
+    ['CREDVEND_EXPIRATION', c.expiration.toISOString()],
+  ];
+  if (plan.keys) {
+    vars.push(['CREDVEND_KEY', plan.keys[0] ?? '']);
+    vars.push(['CREDVEND_KEYS_JSON', JSON.stringify(plan.keys)]);
+  } else {
+    vars.push(['CREDVEND_PREFIX', plan.prefix ?? '']);
+  }
+  return vars.map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join('');
+}

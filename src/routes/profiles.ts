@@ -1,0 +1,39 @@
+// GET /v1/profiles: the profiles this token may use, with the prefix it would get. For debugging
+// CI pipelines ("why am I denied?"); lists nothing the token does not match.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { matches } from '../policy/authorize.js';
+import { fillPrefix } from '../policy/templates.js';
+import type { RouteDeps } from './deps.js';
+
+export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get('/v1/profiles', { onRequest: deps.authenticateHook }, async (request, reply) => {
+      const principal = request.principal!;
+      const profiles = [...deps.config.profiles.values()]
+        .filter((p) => matches(p.match, principal))
+        .map((p) => {
+          let prefix: string | null;
+          try {
+            prefix = fillPrefix(p.prefix, principal.claims);
+          } catch {
+            prefix = null; // a claim the prefix needs is missing: issuance would be denied
+          }
+          return {
+            name: p.name,
+            description: p.description ?? null,
+            bucket: p.bucket,
+            region: p.region,
+            prefix,
+            operations: p.operations,
+            maxKeys: p.maxKeys,
+            allowPrefixGrants: p.allowPrefixGrants,
+            defaultDurationSeconds: p.defaultDurationSeconds,
+            maxDurationSeconds: Math.min(p.maxDurationSeconds, 3600),
+            kms: p.kmsKeyId !== undefined,
+          };
+        });
+      reply.header('cache-control', 'no-store');
+      return { subject: principal.subject, issuer: principal.issuer, profiles };
+    });
+  };
+}
