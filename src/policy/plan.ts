@@ -47,6 +47,11 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
   if (!profile.operations.includes(req.operation)) {
     throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
   }
+  if (profile.kmsKeyId && !profile.kmsKeyArn) {
+    // A programming error, not a caller's: start-up resolves every key. Failing here keeps a
+    // missing KMS statement from surfacing as confusing AccessDenied errors on upload.
+    throw new Error(`profile "${profile.name}": KMS key not resolved`);
+  }
   const base = fillPrefix(profile.prefix, principal.claims);
   let target: { keys: string[] } | { prefix: string };
   if (req.prefix !== undefined) {

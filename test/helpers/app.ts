@@ -8,7 +8,7 @@ import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload }
 import pino from 'pino';
 import { buildApp } from '../../src/app.js';
 import { createAuditLog } from '../../src/audit/audit.js';
-import { loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, withProfiles, type Config } from '../../src/config/load.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createReadiness, type Readiness } from '../../src/readiness.js';
 import { createStsIssuer } from '../../src/sts/issuer.js';
@@ -118,7 +118,9 @@ export async function buildHarness(opts: { profiles?: Record<string, unknown>; e
     issuers: opts.issuers ?? [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: pem, algorithms: ['RS256'] }],
     profiles: opts.profiles ?? baseProfiles(),
   };
-  const config = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', CREDVEND_RATE_LIMIT_MAX: '0', ...opts.env }, () => JSON.stringify(file));
+  const loaded = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', CREDVEND_RATE_LIMIT_MAX: '0', ...opts.env }, () => JSON.stringify(file));
+  // What the start-up KMS resolution does for a key given by ARN (tested on its own).
+  const config = withProfiles(loaded, [...loaded.profiles.values()].map((p) => (p.kmsKeyId ? { ...p, kmsKeyArn: p.kmsKeyId } : p)));
   const client = new STSClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDBASE', secretAccessKey: 'base-secret' } });
   const sts = mockClient(client);
   sts.on(AssumeRoleCommand).callsFake(() => ({ Credentials: fakeCredentials(), PackedPolicySize: 12 }));
