@@ -24,6 +24,15 @@
 # with the same explicit settings, it only makes sure the buckets exist and prints the env again;
 # otherwise it stops its own leftovers, wipes RGW_BASE/cluster and starts afresh (memstore: data
 # does not survive a stop). On failure it exits non-zero and prints the tail of the logs.
+# rgw.env keys: RGW_ENDPOINT RGW_REGION RGW_ACCESS_KEY RGW_SECRET_KEY RGW_ROLE_ARN RGW_USER_ARN RGW_TENANT
+#   RGW_BUCKETS (comma separated) RGW_PORT RGW_MON_V2_PORT RGW_MON_V1_PORT RGW_OSD_PORT_MIN RGW_OSD_PORT_MAX
+#   RGW_CONF RGW_BASE
+#
+# Measured on RGW 16.2.15: the buckets belong to the tenant (radosgw-admin calls them
+# 123456789012/vend-bucket), yet the tenant user and its role sessions reach them path-style as
+# /vend-bucket, and a session policy names them arn:aws:s3:::vend-bucket/KEY, as on AWS
+# (arn:aws:s3::123456789012:vend-bucket/KEY also works; another account id there is MalformedPolicyDocument).
+# S3 requests signed with curl --aws-sigv4 need an explicit x-amz-content-sha256 header, else 403.
 set -euo pipefail
 
 die() { echo "rgw start: $*" >&2; exit 1; }
@@ -70,6 +79,7 @@ for v in RGW_PORT RGW_MON_V2_PORT RGW_MON_V1_PORT RGW_OSD_PORT_MIN RGW_OSD_PORT_
     || die "$v must be a port number 1024..65535"
 done
 
+# fd 9 holds the lock; the daemons are started with 9>&- so they do not keep it
 exec 9>"$BASE/.lock"
 flock -w 300 9 || die "another start/stop holds $BASE/.lock"
 
@@ -258,12 +268,12 @@ mkdir -p "$D/$NAME"
 
 monmaptool --create --clobber --fsid "$FSID" --addv a "$MON_ADDR" "$D/monmap" >/dev/null
 ceph-mon -c "$CONF" -i a --mkfs --monmap "$D/monmap" 2>>"$D/log/mon.stderr"
-ceph-mon -c "$CONF" -i a 2>>"$D/log/mon.stderr"
+ceph-mon -c "$CONF" -i a 2>>"$D/log/mon.stderr" 9>&-
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
 OSD_ID=$(timeout 60 ceph -c "$CONF" osd new "$OSD_UUID" 2>>"$D/log/ceph-cli.stderr")
 [ "$OSD_ID" = 0 ] || die "expected OSD id 0, got '$OSD_ID'"
 ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" >>"$D/log/osd.stderr" 2>&1
-ceph-osd -c "$CONF" -i 0 2>>"$D/log/osd.stderr"
+ceph-osd -c "$CONF" -i 0 2>>"$D/log/osd.stderr" 9>&-
 up=
 for i in $(seq 120); do
   if timeout 10 ceph -c "$CONF" osd stat -f json 2>>"$D/log/ceph-cli.stderr" | grep -q '"num_up_osds":1'; then up=1; break; fi
@@ -272,7 +282,7 @@ done
 [ -n "$up" ] || die "OSD did not come up"
 log "mon + osd up after $(ms) ms"
 
-radosgw -c "$CONF" -n "$NAME" 2>>"$D/log/rgw.stderr"
+radosgw -c "$CONF" -n "$NAME" 2>>"$D/log/rgw.stderr" 9>&-
 up=
 for i in $(seq 240); do
   if curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$RGW_PORT/"; then up=1; break; fi

@@ -1,5 +1,8 @@
 // Test harness: a real buildApp() with a mocked STS client (aws-sdk-client-mock), an in-memory
 // audit log and app log, and a test JWT issuer whose key the config trusts as a PEM.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -28,8 +31,17 @@ export class LineSink extends Writable {
   }
 }
 
+// Every secret this process issued or used (session tokens, secret keys, JWTs), and every log
+// line written. When CREDVEND_TEST_CAPTURE_DIR is set (npm test), each harness writes both there
+// on close, and test/scan/secret-scan.test.ts checks afterwards that no line holds any secret.
 export const allSecretsSeen = new Set<string>();
-export const allLogLines: string[] = [];
+
+function capture(lines: string[]): void {
+  const dir = process.env.CREDVEND_TEST_CAPTURE_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${process.pid}-${randomUUID()}.json`), JSON.stringify({ secrets: [...allSecretsSeen], lines }));
+}
 
 export function baseProfiles(): Record<string, unknown> {
   return {
@@ -93,7 +105,9 @@ export async function sign(claims: JWTPayload, key: CryptoKey, opts: { alg?: str
   if (opts.issuer !== '') jwt = jwt.setIssuer(opts.issuer ?? ISSUER);
   if (opts.audience !== '') jwt = jwt.setAudience(opts.audience ?? AUDIENCE);
   if (opts.expiresIn !== -1) jwt = jwt.setExpirationTime(opts.expiresIn ?? '5m');
-  return jwt.sign(key);
+  const token = await jwt.sign(key);
+  allSecretsSeen.add(token);
+  return token;
 }
 
 let counter = 0;
@@ -140,14 +154,10 @@ export async function buildHarness(opts: { profiles?: Record<string, unknown>; e
     metrics,
     readiness,
     config,
-    token: (claims = { sub: 'alice' }, o = {}) => {
-      const p = sign(claims, o.key ?? privateKey, o);
-      void p.then((t) => allSecretsSeen.add(t));
-      return p;
-    },
+    token: (claims = { sub: 'alice' }, o = {}) => sign(claims, o.key ?? privateKey, o),
     async close() {
       await app.close();
-      allLogLines.push(...audit.lines, ...log.lines);
+      capture([...audit.lines, ...log.lines]);
       sts.restore();
     },
   };

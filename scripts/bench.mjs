@@ -1,0 +1,90 @@
+// npm run bench: credvend vs a minimal Fastify route making the same STS call, both against a
+// loopback STS stub, measured with autocannon. Reports requests/s and the ratio (target >= 0.90).
+// Each server gets core 0 (taskset, when available); the stub and the load generator share core 1.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+
+const DURATION = Number(process.env.BENCH_SECONDS || 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS || 16);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 2);
+const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const pin = (core, cmd, args) => (hasTaskset ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args]);
+const children = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+
+const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+
+function start(core, script, env, readyText, nodeArgs = []) {
+  const [cmd, args] = pin(core, process.execPath, [...nodeArgs, script]);
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not start`)), 20_000);
+    child.on('exit', (code) => reject(new Error(`${script} exited ${code}`)));
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      if (buf.includes(readyText)) { clearTimeout(timer); child.stdout.resume(); child.stdout.removeAllListeners('data'); child.stdout.on('data', () => {}); resolve(child); }
+    });
+  });
+}
+const stop = (child) => new Promise((r) => { child.removeAllListeners('exit'); child.on('exit', r); child.kill('SIGTERM'); });
+
+async function load(url, token) {
+  const opts = { url, method: 'POST', connections: CONNECTIONS, pipelining: 1, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ profile: 'bench', operation: 'upload', keys: ['a.txt'] }) };
+  await autocannon({ ...opts, duration: 2 }); // warm-up: JIT, keep-alive sockets
+  const r = await autocannon({ ...opts, duration: DURATION });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+console.log('building...');
+if (spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }).status !== 0) process.exit(1);
+const dir = mkdtempSync(join(tmpdir(), 'credvend-bench-'));
+const stubPort = await freePort();
+await start(1, 'scripts/bench/sts-stub.mjs', { STUB_PORT: String(stubPort) }, 'sts-stub ready');
+const stsEndpoint = `http://127.0.0.1:${stubPort}`;
+
+const { publicKey, privateKey } = await generateKeyPair('RS256');
+const issuer = 'https://bench.issuer.local';
+writeFileSync(join(dir, 'profiles.json'), JSON.stringify({
+  issuers: [{ issuer, audiences: ['credvend'], publicKey: await exportSPKI(publicKey), algorithms: ['RS256'] }],
+  profiles: { bench: { roleArn: 'arn:aws:iam::123456789012:role/bench', bucket: 'bench-bucket', region: 'us-east-1', prefix: 'uploads/{sub}/', match: { iss: issuer } } },
+}));
+const token = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'RS256' }).setIssuer(issuer).setAudience('credvend').setExpirationTime('2h').sign(privateKey);
+
+const results = { baseline: [], credvend: [] };
+for (let round = 1; round <= ROUNDS; round += 1) {
+  const bport = await freePort();
+  const base = await start(0, 'scripts/bench/baseline.mjs', { PORT: String(bport), CREDVEND_STS_ENDPOINT: stsEndpoint }, 'baseline ready');
+  results.baseline.push(await load(`http://127.0.0.1:${bport}/v1/credentials`, token));
+  await stop(base);
+
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const cv = await start(0, 'dist/server.js', {
+    CREDVEND_CONFIG_FILE: join(dir, 'profiles.json'), CREDVEND_HOST: '127.0.0.1', CREDVEND_PORT: String(port),
+    CREDVEND_ADMIN_HOST: '127.0.0.1', CREDVEND_ADMIN_PORT: String(adminPort), CREDVEND_STS_ENDPOINT: stsEndpoint,
+    CREDVEND_RATE_LIMIT_MAX: '0', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'ASIABENCHBASE', AWS_SECRET_ACCESS_KEY: 'bench', AWS_SESSION_TOKEN: 'bench',
+    CREDVEND_AUDIT_LOG: join(dir, 'audit.log'),
+  }, 'credvend ready', process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []);
+  results.credvend.push(await load(`http://127.0.0.1:${port}/v1/credentials`, token));
+  await stop(cv);
+  console.log(`round ${round}: baseline ${results.baseline.at(-1).rps.toFixed(0)} req/s, credvend ${results.credvend.at(-1).rps.toFixed(0)} req/s`);
+}
+const avg = (xs, k) => xs.reduce((s, x) => s + x[k], 0) / xs.length;
+const summary = {
+  durationSeconds: DURATION, connections: CONNECTIONS, rounds: ROUNDS, pinned: hasTaskset,
+  baselineRps: Math.round(avg(results.baseline, 'rps')), credvendRps: Math.round(avg(results.credvend, 'rps')),
+  baselineP99Ms: avg(results.baseline, 'p99'), credvendP99Ms: avg(results.credvend, 'p99'),
+};
+summary.ratio = Number((summary.credvendRps / summary.baselineRps).toFixed(3));
+mkdirSync('.tmp', { recursive: true });
+writeFileSync('.tmp/bench.json', JSON.stringify(summary, null, 2));
+console.log(`\ncredvend ${summary.credvendRps} req/s vs baseline ${summary.baselineRps} req/s: ratio ${summary.ratio} (target >= 0.90)`);
+process.exit(0);
