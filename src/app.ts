@@ -7,10 +7,10 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import type { AuditLog } from './audit/audit.js';
+import { markAudited, wasAudited, type AuditLog } from './audit/audit.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Config } from './config/load.js';
-import { NotReady, problemBody, toProblem } from './errors.js';
+import { NotReady, problemBody, toProblem, type HttpProblem } from './errors.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { Principal } from './policy/principal.js';
 import type { Readiness } from './readiness.js';
@@ -44,6 +44,9 @@ export interface AppDeps {
   /** Test hook: minimum time between JWKS refreshes for unknown kids. */
   readonly jwksRefreshCooldownMs?: number;
 }
+
+// The routes that vend credentials: every request to them ends in exactly one audit record.
+const VEND_ROUTES: ReadonlySet<string | undefined> = new Set(['/v1/credentials', '/v1/container-credentials/:profile']);
 
 // Fields that must never be logged, wherever a log call puts them.
 const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', '*.secretAccessKey', '*.sessionToken', 'secretAccessKey', 'sessionToken'];
@@ -97,7 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       // A refused token is a decision too: audited (without the token) and counted.
       const p = toProblem(err);
       metrics.denied.inc({ reason: 'unauthenticated' });
-      if (request.url.startsWith('/v1/credentials') || request.url.startsWith('/v1/container-credentials')) {
+      if (VEND_ROUTES.has(request.routeOptions.url)) {
         const ua = request.headers['user-agent'];
         audit.record({
           event: 'credentials.denied',
@@ -107,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           errorCode: p.code,
           reason: 'unauthenticated',
         });
+        markAudited(err);
       }
       throw err;
     }
@@ -115,23 +119,51 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Requests whose error was a 5xx: their one access line is written at error level, with the
+  // error's own bounded fields (SDK errors and their causes are not logged as they are).
+  const failures = new WeakMap<FastifyRequest, { problem: string; err: { name?: string; code?: string; kind?: string } }>();
   const accessLevel = env.CREDVEND_ACCESS_LOG;
   app.addHook('onResponse', async (request, reply) => {
     const seconds = reply.elapsedTime / 1000;
+    // The route template, never the raw URL (keys, profile names and random paths are unbounded).
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpDuration.observe({ route, method: request.method, status_code: String(reply.statusCode) }, seconds);
-    // One access line per request, at most; no per-request "incoming request" line.
-    if (accessLevel !== 'off') {
-      request.log[accessLevel]({ method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip }, 'request');
-    }
+    // One line per request at most, and no "incoming request" line: at a few thousand requests a
+    // second, log volume is a cost. CREDVEND_ACCESS_LOG=off silences all but the failures.
+    const line = { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip };
+    const failure = failures.get(request);
+    if (failure) request.log.error({ ...line, ...failure }, 'request');
+    else if (accessLevel !== 'off') request.log[accessLevel](line, 'request');
   });
+
+  // What fails around the authenticator and the vendor (schema, body, rate limit, not ready) is
+  // a decision too: recorded here, once, so no request for credentials leaves no audit trace.
+  const auditUnrecorded = (request: FastifyRequest, p: HttpProblem) => {
+    const ua = request.headers['user-agent'];
+    const asked = requestedProfile(request, config);
+    const base = {
+      requestId: request.id,
+      clientIp: request.ip,
+      ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
+      ...asked,
+      ...(request.principal ? { subject: { iss: request.principal.issuer, sub: request.principal.subject, claims: {} } } : {}),
+      errorCode: p.code,
+    };
+    if (p.status >= 500) {
+      audit.record({ ...base, event: 'credentials.failed' });
+    } else {
+      const reason = p.status === 429 ? 'rate_limited' : 'invalid_request';
+      metrics.denied.inc({ reason });
+      audit.record({ ...base, event: 'credentials.denied', reason });
+    }
+  };
 
   app.setErrorHandler((err, request, reply) => {
     const p = toProblem(err);
+    if (VEND_ROUTES.has(request.routeOptions.url) && !wasAudited(err)) auditUnrecorded(request, p);
     if (p.status >= 500) {
-      // Only our own fields: SDK errors and their causes are not logged as they are.
       const e = err as { name?: string; code?: string; kind?: string };
-      request.log.error({ err: { name: e.name, code: e.code, kind: e.kind }, problem: p.code }, 'request failed');
+      failures.set(request, { problem: p.code, err: { ...(e.name ? { name: e.name } : {}), ...(e.code ? { code: e.code } : {}), ...(e.kind ? { kind: e.kind } : {}) } });
     }
     void reply.code(p.status).headers(p.headers ?? {}).type('application/problem+json').send(problemBody(p, request.id));
   });
@@ -154,6 +186,17 @@ export async function buildAdminApp(deps: Pick<AppDeps, 'metrics' | 'logger' | '
   if (deps.withMetrics) await app.register(metricsRoute(deps.metrics));
   await app.register(healthRoutes(deps.readiness));
   return app;
+}
+
+/** The profile and operation a failed request named, only when they are valid values. */
+function requestedProfile(request: FastifyRequest, config: Config): { profile?: string; operation?: string } {
+  const fields = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
+  const params = fields(request.params);
+  const query = fields(request.query);
+  const body = fields(request.body);
+  const profile = [params.profile, body.profile].find((v): v is string => typeof v === 'string' && config.profiles.has(v));
+  const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
+  return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
 }
 
 /** 'true', 'false', or a comma-separated list of trusted proxy addresses/CIDRs. */

@@ -1,21 +1,31 @@
 // Entry point: the only module that reads the environment and listens. Loads and validates the
 // configuration (all problems at once), wires the dependencies, runs the start-up checks, serves
 // the API and the admin listener, and drains in-flight requests on SIGTERM.
+//
+// Exit codes: 2 = invalid configuration, 3 = start-up checks failed (AWS principal, KMS keys),
+// 1 = anything else. Each failure prints every problem found, not the first.
 import { readFileSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
 import { auditDestination, createAuditLog } from './audit/audit.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { createKmsDescriber, kmsClientFactory } from './kms/resolve.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createReadiness } from './readiness.js';
 import { runStartupChecks } from './startup.js';
+import { createBaseCredentials, defaultCredentialChain } from './sts/base-credentials.js';
 import { createStsClient, createStsIssuer } from './sts/issuer.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 async function main(argv: string[]): Promise<void> {
-  const logger = pino({ level: process.env.CREDVEND_LOG_LEVEL ?? 'info', base: { service: 'credvend' }, timestamp: pino.stdTimeFunctions.isoTime });
+  // Asynchronous stdout: sonic-boom coalesces lines while a write is in flight, instead of a
+  // blocking write syscall per line on the hot path.
+  const logger = pino(
+    { level: process.env.CREDVEND_LOG_LEVEL ?? 'info', base: { service: 'credvend' }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 1, sync: false }),
+  );
   let config;
   try {
     config = loadConfig(process.env, (p) => readFileSync(p, 'utf8'));
@@ -26,6 +36,9 @@ async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
+  // Offline on purpose: it validates the environment and profiles file (ARNs included) without
+  // AWS credentials or network, so it runs in CI and before a deploy. The AWS checks (principal,
+  // KMS keys) run at every start, where the real credentials are.
   if (argv.includes('--check-config')) {
     process.stdout.write(`credvend: configuration OK (${config.issuers.length} issuer(s), ${config.profiles.size} profile(s))\n`);
     return;
@@ -33,15 +46,15 @@ async function main(argv: string[]): Promise<void> {
 
   const env = config.env;
   const region = env.CREDVEND_STS_REGION ?? env.AWS_REGION ?? 'us-east-1';
-  const stsClient = createStsClient({
-    region,
-    endpoint: env.CREDVEND_STS_ENDPOINT,
+  const metrics = createMetrics({ version: VERSION });
+  const baseCredentials = createBaseCredentials({ source: defaultCredentialChain({ region, stsEndpoint: env.CREDVEND_STS_ENDPOINT }), metrics, logger });
+  const timeouts = {
     requestTimeoutMs: env.CREDVEND_STS_TIMEOUT_MS,
     connectTimeoutMs: env.CREDVEND_STS_CONNECT_TIMEOUT_MS,
     maxAttempts: env.CREDVEND_STS_MAX_ATTEMPTS,
-  });
+  };
+  const stsClient = createStsClient({ region, endpoint: env.CREDVEND_STS_ENDPOINT, credentials: baseCredentials.provider, ...timeouts });
   const issuer = createStsIssuer(stsClient);
-  const metrics = createMetrics({ version: VERSION });
   const readiness = createReadiness('starting', (s) => metrics.ready.set(s === 'ready' ? 1 : 0));
   const audit = createAuditLog(auditDestination(env.CREDVEND_AUDIT_LOG));
 
@@ -49,14 +62,17 @@ async function main(argv: string[]): Promise<void> {
   // listens only once they pass, built from the checked (KMS-resolved) configuration.
   const admin = await buildAdminApp({ metrics, logger, readiness, withMetrics: !env.CREDVEND_METRICS_ON_API_PORT });
   await admin.listen({ host: env.CREDVEND_ADMIN_HOST, port: env.CREDVEND_ADMIN_PORT });
+  const kms = createKmsDescriber(kmsClientFactory({ endpoint: env.CREDVEND_KMS_ENDPOINT, credentials: baseCredentials.provider, ...timeouts }));
   let checked;
   try {
-    checked = await runStartupChecks({ config, issuer, logger });
+    checked = await runStartupChecks({ config, issuer, baseCredentials, kms, logger });
   } catch (err) {
     readiness.set('failed');
     process.stderr.write(`credvend: start-up checks failed: ${err instanceof Error ? err.message : 'unknown error'}\n`);
     await admin.close();
     process.exit(3);
+  } finally {
+    kms.close(); // KMS is used at start-up only
   }
   const app = await buildApp({ config: checked.config, issuer, audit, metrics, logger, readiness, now: Date.now });
 

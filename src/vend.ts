@@ -1,12 +1,12 @@
 // Issuance: authorize and plan (pure), call STS (through the narrow issuer), then record exactly
 // one audit event and the metrics for the decision. Shared by every route that vends credentials.
 import { createHash } from 'node:crypto';
-import type { AuditLog, AuditSubject } from './audit/audit.js';
+import { markAudited, type AuditLog, type AuditSubject } from './audit/audit.js';
 import type { Config } from './config/load.js';
 import { toProblem } from './errors.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
-import { planIssuance, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
+import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
 import { claimAt, type Principal } from './policy/principal.js';
 import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
 
@@ -51,8 +51,19 @@ export function createVendor({ config, issuer, audit, metrics, now }: VendorDeps
       } catch (err) {
         if (err instanceof PolicyError) {
           metrics.denied.inc({ reason: err.reason });
-          audit.record({ ...base, event: 'credentials.denied', subject: subjectOf(principal, profile?.match.claims ?? {}), errorCode: toProblem(err).code, reason: err.reason });
+          audit.record({
+            ...base,
+            ...requested(req),
+            event: 'credentials.denied',
+            subject: subjectOf(principal, profile ? profileClaims(profile) : []),
+            errorCode: toProblem(err).code,
+            reason: err.reason,
+          });
+        } else {
+          // Not the caller's doing (e.g. a KMS key not resolved): still exactly one record.
+          audit.record({ ...base, event: 'credentials.failed', subject: subjectOf(principal, profile ? profileClaims(profile) : []), errorCode: toProblem(err).code });
         }
+        markAudited(err);
         throw err;
       }
 
@@ -67,7 +78,7 @@ export function createVendor({ config, issuer, audit, metrics, now }: VendorDeps
         durationSeconds: plan.durationSeconds,
         policySha256: createHash('sha256').update(plan.policy.json).digest('hex'),
       };
-      const subject = subjectOf(principal, Object.fromEntries(plan.claimsUsed.map((c) => [c, true])));
+      const subject = subjectOf(principal, plan.claimsUsed);
       const started = now();
       let credentials: IssuedCredentials;
       try {
@@ -77,6 +88,7 @@ export function createVendor({ config, issuer, audit, metrics, now }: VendorDeps
         metrics.stsCalls.inc({ outcome: sts?.kind ?? 'error', code: sts?.code ?? 'internal' });
         metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
         audit.record({ ...base, ...planFields, event: 'credentials.failed', subject, errorCode: toProblem(err).code, ...(sts ? { upstreamCode: sts.code } : {}) });
+        markAudited(err);
         throw err;
       }
       metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
@@ -98,11 +110,22 @@ export function createVendor({ config, issuer, audit, metrics, now }: VendorDeps
 }
 
 /** iss, sub and the values of the claims the profile looked at; nothing else of the token. */
-function subjectOf(principal: Principal, claimNames: Readonly<Record<string, unknown>>): AuditSubject {
+function subjectOf(principal: Principal, claimNames: readonly string[]): AuditSubject {
   const claims: Record<string, unknown> = {};
-  for (const name of Object.keys(claimNames)) {
+  for (const name of claimNames) {
     const v = claimAt(principal.claims, name);
     if (v === undefined || typeof v !== 'object') claims[name] = v ?? null;
   }
   return { iss: principal.issuer, sub: principal.subject, claims };
+}
+
+// A denied request's keys say what was attempted (e.g. "../bob/x"). Capped: the body may hold up
+// to 1000 keys of 2 KiB, which must not turn one audit line into megabytes.
+const MAX_REQUESTED_KEYS = 10;
+const MAX_REQUESTED_LENGTH = 1024;
+
+function requested(req: CredentialRequest): { requestedKeys?: string[]; requestedKeyCount?: number; requestedPrefix?: string } {
+  if (req.prefix !== undefined) return { requestedPrefix: req.prefix.slice(0, MAX_REQUESTED_LENGTH) };
+  if (!req.keys) return {};
+  return { requestedKeys: req.keys.slice(0, MAX_REQUESTED_KEYS).map((k) => k.slice(0, MAX_REQUESTED_LENGTH)), requestedKeyCount: req.keys.length };
 }

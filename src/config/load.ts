@@ -4,7 +4,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { parseRoleArn, type Partition } from '../arn.js';
-import { envSchema, fileSchema, type EnvConfig, type IssuerConfig, type ProfileConfig } from './schema.js';
+import { envSchema, fileSchemaFor, type EnvConfig, type IssuerConfig, type ProfileConfig } from './schema.js';
 
 export interface Profile extends Omit<ProfileConfig, 'kmsKeyId'> {
   readonly name: string;
@@ -50,39 +50,25 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, readFile:
       problems.push(`${path}: cannot be read or parsed (${e instanceof Error ? e.message.split('\n')[0] : 'unknown error'})`);
     }
   }
-  const file = fileData === undefined ? undefined : fileSchema.safeParse(fileData);
+  // The mode decides what a valid role ARN is; read it on its own so that an unrelated bad
+  // variable does not turn a valid S3-compatible configuration into a pile of spurious errors.
+  const mode = envSchema.shape.CREDVEND_S3_COMPATIBLE.safeParse(rawEnv.CREDVEND_S3_COMPATIBLE);
+  const s3Compatible = mode.success && mode.data;
+  const file = fileData === undefined ? undefined : fileSchemaFor({ s3Compatible }).safeParse(fileData);
   if (file && !file.success) problems.push(...issuesOf(file.error, ''));
 
-  const profiles = new Map<string, Profile>();
-  if (file?.success) {
-    const s3Compatible = env.success ? env.data.CREDVEND_S3_COMPATIBLE : false;
-    for (const [name, p] of Object.entries(file.data.profiles)) {
-      // AWS mode is strict (12-digit account); S3-compatible servers such as Ceph RGW issue
-      // role ARNs without an account id, accepted only when that mode is explicitly on.
-      const role = parseRoleArn(p.roleArn, { allowMissingAccount: s3Compatible });
-      if (!role.ok) {
-        problems.push(`profiles.${name}.roleArn: ${role.error}`);
-        continue;
-      }
-      for (const t of [p.prefix, p.sourceIdentity ?? '', ...Object.values(p.sessionTags)]) {
-        const bad = templateProblem(t);
-        if (bad) problems.push(`profiles.${name}: template "${t}": ${bad}`);
-      }
-      const { kmsKeyId, ...rest } = p;
-      profiles.set(name, Object.freeze({ ...rest, ...(kmsKeyId ? { kmsKeyId } : {}), name, partition: role.value.partition }));
-    }
-  }
   if (problems.length > 0 || !env.success || !file?.success) {
     if (!path && env.success) problems.push('env.CREDVEND_CONFIG_FILE: required');
     throw new ConfigError(problems);
   }
+  const profiles = new Map<string, Profile>();
+  for (const [name, p] of Object.entries(file.data.profiles)) {
+    const role = parseRoleArn(p.roleArn, { allowMissingAccount: s3Compatible });
+    if (!role.ok) throw new ConfigError([`profiles.${name}.roleArn: ${role.error}`]); // unreachable: the schema checked it
+    const { kmsKeyId, ...rest } = p;
+    profiles.set(name, Object.freeze({ ...rest, ...(kmsKeyId ? { kmsKeyId } : {}), name, partition: role.value.partition }));
+  }
   return Object.freeze({ env: Object.freeze(env.data), issuers: Object.freeze(file.data.issuers), profiles });
-}
-
-/** Templates use {claim} or {a.b}; unbalanced braces would leak literally into a prefix. */
-function templateProblem(t: string): string | undefined {
-  const stripped = t.replace(/\{[A-Za-z0-9_.:-]+\}/g, '');
-  return /[{}]/.test(stripped) ? 'placeholders must look like {claim_name}' : undefined;
 }
 
 export function withProfiles(config: Config, profiles: Iterable<Profile>): Config {

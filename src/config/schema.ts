@@ -1,7 +1,7 @@
 // Zod schemas for the profiles file and the environment. The only place configuration is
 // validated: everything downstream receives a frozen, typed Config.
 import { z } from 'zod';
-import { parseManagedPolicyArn } from '../arn.js';
+import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
 
 const durationSeconds = z.number().int().min(900).max(43_200);
 const nonEmpty = z.string().min(1);
@@ -17,13 +17,59 @@ export const matchSchema = z
   })
   .strict();
 
-// Templates reference claims as {name} or {nested.name}; validated again when filled.
-const template = z.string().max(1024);
+// Templates reference claims as {name} or {nested.name}; validated again when filled. Unbalanced
+// braces would otherwise leak literally into a prefix or a tag.
+const template = z.string().max(1024).superRefine((t, ctx) => {
+  if (/[{}]/.test(t.replace(/\{[A-Za-z0-9_.:-]+\}/g, ''))) {
+    ctx.addIssue({ code: 'custom', message: `template "${t}": placeholders must look like {claim_name}` });
+  }
+});
 
-export const profileSchema = z
+/** Mode switches that change what a valid profile is. */
+export interface SchemaOptions {
+  /**
+   * S3-compatible STS servers (Ceph RGW) issue role ARNs without an account id; AWS never does,
+   * so AWS mode stays strict and a typo cannot point a profile at an unexpected role.
+   */
+  readonly s3Compatible: boolean;
+}
+
+// ARN checks sit on the fields themselves, not in the object's superRefine: zod skips an object
+// refinement once any field has a type error, and every problem must be reported in one pass.
+const roleArnFor = (opts: SchemaOptions) =>
+  nonEmpty.superRefine((v, ctx) => {
+    const r = parseRoleArn(v, { allowMissingAccount: opts.s3Compatible });
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+  });
+
+// A managed policy ARN that does not parse must stop start-up: STS would reject it, or a role ARN
+// in its place would be a sign of a config mix-up that could hand out the wrong permissions.
+const managedPolicyArn = nonEmpty.superRefine((v, ctx) => {
+  const r = parseManagedPolicyArn(v);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+});
+
+const KMS_KEY_ID = /^(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+const KMS_ALIAS = /^alias\/[A-Za-z0-9/_-]{1,250}$/;
+
+/** A key ARN, an alias ARN, `alias/<name>` or a bare key id; resolved to a key ARN at start-up. */
+const kmsKeyId = nonEmpty.superRefine((v, ctx) => {
+  if (v.startsWith('arn:')) {
+    const r = parseKmsArn(v);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+  } else if (v.startsWith('alias/')) {
+    if (!KMS_ALIAS.test(v) || v.slice('alias/'.length).split('/').some((s) => s === '')) {
+      ctx.addIssue({ code: 'custom', message: 'alias must be alias/<name> with [A-Za-z0-9/_-] and no empty segments' });
+    }
+  } else if (!KMS_KEY_ID.test(v)) {
+    ctx.addIssue({ code: 'custom', message: 'must be a KMS key ARN, an alias ARN, alias/<name> or a key id' });
+  }
+});
+
+export const profileSchemaFor = (opts: SchemaOptions) => z
   .object({
     description: z.string().optional(),
-    roleArn: nonEmpty,
+    roleArn: roleArnFor(opts),
     bucket: z
       .string()
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
@@ -38,9 +84,12 @@ export const profileSchema = z
     versionedReads: z.boolean().default(false),
     defaultDurationSeconds: durationSeconds.default(900),
     maxDurationSeconds: durationSeconds.default(3600),
-    kmsKeyId: nonEmpty.optional(),
+    kmsKeyId: kmsKeyId.optional(),
     bucketKeyEnabled: z.boolean().default(false),
-    sessionPolicyArns: z.array(nonEmpty).max(10, 'at most 10 managed session policy ARNs').default([]),
+    // A refinement, not .max(10): zod drops the per-element ARN problems once .max() fails.
+    sessionPolicyArns: z.array(managedPolicyArn)
+      .refine((a) => a.length <= 10, { message: 'at most 10 managed session policy ARNs', when: (ctx) => Array.isArray(ctx.value) })
+      .default([]),
     sessionTags: z.record(z.string().min(1).max(128), template).default({}),
     transitiveTagKeys: z.array(z.string().min(1).max(128)).default([]),
     sourceIdentity: template.optional(),
@@ -48,23 +97,27 @@ export const profileSchema = z
     match: matchSchema,
   })
   .strict()
+  // Cross-field checks run even when a field has problems (zod skips them otherwise, hiding these
+  // until the next restart), so each one checks the types it relies on.
   .superRefine((p, ctx) => {
-    if (p.defaultDurationSeconds > p.maxDurationSeconds) {
+    if (typeof p.defaultDurationSeconds === 'number' && typeof p.maxDurationSeconds === 'number' && p.defaultDurationSeconds > p.maxDurationSeconds) {
       ctx.addIssue({ code: 'custom', path: ['defaultDurationSeconds'], message: 'must not exceed maxDurationSeconds' });
     }
-    for (const k of p.transitiveTagKeys) {
-      if (!(k in p.sessionTags)) {
-        ctx.addIssue({ code: 'custom', path: ['transitiveTagKeys'], message: `"${k}" is not a key of sessionTags` });
+    const tags: unknown = p.sessionTags;
+    const tagKeys = tags !== null && typeof tags === 'object' && !Array.isArray(tags) ? Object.keys(tags) : undefined;
+    if (tagKeys && Array.isArray(p.transitiveTagKeys)) {
+      for (const k of p.transitiveTagKeys) {
+        if (!tagKeys.includes(k)) {
+          ctx.addIssue({ code: 'custom', path: ['transitiveTagKeys'], message: `"${k}" is not a key of sessionTags` });
+        }
       }
     }
-    if (Object.keys(p.sessionTags).length > 50) {
+    if (tagKeys && tagKeys.length > 50) {
       ctx.addIssue({ code: 'custom', path: ['sessionTags'], message: 'at most 50 session tags' });
     }
-    p.sessionPolicyArns.forEach((arn, i) => {
-      const r = parseManagedPolicyArn(arn);
-      if (!r.ok) ctx.addIssue({ code: 'custom', path: ['sessionPolicyArns', i], message: r.error });
-    });
-  });
+  }, { when: (ctx) => ctx.value !== null && typeof ctx.value === 'object' && !Array.isArray(ctx.value) });
+
+export const profileSchema = profileSchemaFor({ s3Compatible: false });
 
 const algorithm = z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512']);
 
@@ -97,13 +150,15 @@ export const issuerSchema = z
     }
   });
 
-export const fileSchema = z
+export const fileSchemaFor = (opts: SchemaOptions) => z
   .object({
     issuers: z.array(issuerSchema).min(1),
-    profiles: z.record(z.string().regex(/^[a-zA-Z0-9][\w.-]{0,63}$/, 'profile names are 1-64 chars of [A-Za-z0-9_.-]'), profileSchema)
+    profiles: z.record(z.string().regex(/^[a-zA-Z0-9][\w.-]{0,63}$/, 'profile names are 1-64 chars of [A-Za-z0-9_.-]'), profileSchemaFor(opts))
       .refine((p) => Object.keys(p).length > 0, 'at least one profile'),
   })
   .strict();
+
+export const fileSchema = fileSchemaFor({ s3Compatible: false });
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -129,19 +184,33 @@ export const envSchema = z.object({
   AWS_REGION: z.string().optional(),
   CREDVEND_STS_REGION: z.string().optional(),
   CREDVEND_STS_ENDPOINT: z.url().optional(),
+  /** KMS endpoint for start-up key resolution (LocalStack); the SDK default otherwise. */
+  CREDVEND_KMS_ENDPOINT: z.url().optional(),
   CREDVEND_S3_COMPATIBLE: bool.default(false),
   CREDVEND_STS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
   CREDVEND_STS_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   CREDVEND_STS_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   CREDVEND_ALLOW_IAM_USER_KEYS: bool.default(false),
-  CREDVEND_SKIP_STARTUP_CHECKS: bool.default(false),
   AWS_ACCESS_KEY_ID: z.string().optional(),
-  AWS_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_ROLE_ARN: z.string().optional(),
   AWS_WEB_IDENTITY_TOKEN_FILE: z.string().optional(),
   AWS_CONTAINER_CREDENTIALS_FULL_URI: z.string().optional(),
   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: z.string().optional(),
-});
+}).superRefine((env, ctx) => {
+  // Static keys win in the SDK default chain, so with a role setting next to them the service
+  // would silently run as the long-lived key's principal instead of the task/pod role the
+  // operator set up (and believes is in use). Which one was meant is unknowable: refuse both.
+  if (!env.AWS_ACCESS_KEY_ID) return;
+  const roleSettings = (['AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'] as const)
+    .filter((k) => Boolean(env[k]));
+  if (roleSettings.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['AWS_ACCESS_KEY_ID'],
+      message: `static keys and a role setting (${roleSettings.join(', ')}) are both set: keep only one credential source`,
+    });
+  }
+}, { when: () => true }); // also when another variable is invalid: every problem in one pass
 
 export type FileConfig = z.output<typeof fileSchema>;
 export type ProfileConfig = z.output<typeof profileSchema>;

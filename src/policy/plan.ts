@@ -7,7 +7,7 @@ import { hasIamSpecialChars, validateRelativeKey } from './keys.js';
 import type { Principal } from './principal.js';
 import { buildSessionPolicy, type Operation, type SessionPolicy } from './session-policy.js';
 import { clampDuration, defaultSourceIdentity, roleSessionName } from './session.js';
-import { fillPrefix, fillSourceIdentity, fillTag } from './templates.js';
+import { fillPrefix, fillSourceIdentity, fillTag, templateClaims } from './templates.js';
 
 export interface CredentialRequest {
   readonly operation: Operation;
@@ -33,7 +33,7 @@ export interface IssuancePlan {
   readonly transitiveTagKeys: readonly string[];
   readonly sourceIdentity: string;
   readonly externalId?: string;
-  /** Claim names the decision used, for the audit record. */
+  /** Claim names the decision used (match rules and templates), for the audit record. */
   readonly claimsUsed: readonly string[];
 }
 
@@ -102,8 +102,18 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
     transitiveTagKeys: profile.transitiveTagKeys,
     sourceIdentity,
     ...(profile.externalId ? { externalId: profile.externalId } : {}),
-    claimsUsed,
+    claimsUsed: [...new Set([...claimsUsed, ...profileClaims(profile)])],
   };
+}
+
+/**
+ * Every claim a profile reads: its match rules and its prefix, session tag and SourceIdentity
+ * templates. The audit record shows their values, so a reader can tell why a prefix or a tag
+ * came out as it did, not only why the profile matched.
+ */
+export function profileClaims(profile: Pick<Profile, 'match' | 'prefix' | 'sessionTags' | 'sourceIdentity'>): string[] {
+  const templates = [profile.prefix, ...Object.values(profile.sessionTags), profile.sourceIdentity ?? ''];
+  return [...new Set([...Object.keys(profile.match.claims), ...templates.flatMap(templateClaims)])];
 }
 
 function rejectWildcards(key: string, opts: PlanOptions): void {

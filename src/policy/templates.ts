@@ -6,6 +6,11 @@ import { encodeClaimSegment } from './keys.js';
 
 const PLACEHOLDER = /\{([A-Za-z0-9_.:-]+)\}/g;
 
+/** The claim names a template reads, in order of first use. */
+export function templateClaims(template: string): string[] {
+  return [...new Set(Array.from(template.matchAll(PLACEHOLDER), (m) => m[1] as string))];
+}
+
 function fill(template: string, claims: Readonly<Record<string, unknown>>, encode: (v: string, claim: string) => string): string {
   return template.replace(PLACEHOLDER, (_m, name: string) => {
     const v = scalarClaim(claims, name);
