@@ -77,7 +77,11 @@ export const profileSchemaFor = (opts: SchemaOptions) => z
     // Must be empty or end with '/': without the slash, tenant "alice" + key "2/x" would reach
     // tenant "alice2"'s objects.
     prefix: template.refine((p) => p === '' || p.endsWith('/'), "must be empty or end with '/'")
-      .refine((p) => !p.startsWith('/'), "must not start with '/'").default(''),
+      .refine((p) => !p.startsWith('/'), "must not start with '/'")
+      // Two placeholders in one segment are ambiguous: {a}{b} gives "xyz" for a="x",b="yz" and for
+      // a="xy",b="z", so two tenants would share a prefix. One placeholder per segment is injective.
+      .refine((p) => p.split('/').every((seg) => (seg.match(/\{[^}]*\}/g) ?? []).length <= 1), 'at most one {claim} placeholder per path segment')
+      .default(''),
     operations: z.array(z.enum(['upload', 'download'])).min(1).default(['upload', 'download']),
     maxKeys: z.number().int().min(1).max(1000).default(10),
     allowPrefixGrants: z.boolean().default(false),

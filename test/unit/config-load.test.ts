@@ -221,3 +221,25 @@ describe('loadConfig: S3-compatible mode', () => {
     expect(problemsOf(() => loadJson(file, { CREDVEND_S3_COMPATIBLE: 'false' }))).toEqual(['profiles.rgw.roleArn: account is missing (must be 12 digits)']);
   });
 });
+
+describe('prefix templates', () => {
+  it('refuses two placeholders in one path segment', () => {
+    // Attack stopped: with "{a}{b}/", tenant a="x",b="yz" and tenant a="xy",b="z" share "xyz/".
+    const file = JSON.stringify({
+      issuers: [{ issuer: 'https://i.example.com', audiences: ['a'], hmacSecret: 'x'.repeat(32) }],
+      profiles: {
+        joined: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix: 'u/{a}-{b}/', match: {} },
+        split: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix: 'u/{a}/{b}/', match: {} },
+      },
+    });
+    const err = (() => {
+      try {
+        loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () => file);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(err.problems).toEqual([expect.stringMatching(/^profiles\.joined\.prefix: at most one \{claim\} placeholder per path segment/)]);
+  });
+});
