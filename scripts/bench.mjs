@@ -2,7 +2,7 @@
 // loopback STS stub, measured with autocannon. Reports requests/s and the ratio (target >= 0.90).
 // Each server gets core 0 (taskset, when available); the stub and the load generator share core 1.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,13 +35,24 @@ function start(core, script, env, readyText, nodeArgs = []) {
 }
 const stop = (child) => new Promise((r) => { child.removeAllListeners('exit'); child.on('exit', r); child.kill('SIGTERM'); });
 
-async function load(url, token) {
+// CPU time (user + system) a process has used, in microseconds, from /proc: CPU per request is
+// steadier than requests/s when something else shares the machine.
+function cpuMicros(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * (1e6 / 100); // utime, stime in clock ticks (100 Hz)
+  } catch { return NaN; }
+}
+
+async function load(url, token, pid) {
   const opts = { url, method: 'POST', connections: CONNECTIONS, pipelining: 1, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ profile: 'bench', operation: 'upload', keys: ['a.txt'] }) };
   await autocannon({ ...opts, duration: 2 }); // warm-up: JIT, keep-alive sockets
+  const cpu0 = cpuMicros(pid);
   const r = await autocannon({ ...opts, duration: DURATION });
+  const cpu = cpuMicros(pid) - cpu0;
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, cpuUsPerRequest: cpu / r.requests.total };
 }
 
 console.log('building...');
@@ -63,7 +74,7 @@ const results = { baseline: [], credvend: [] };
 for (let round = 1; round <= ROUNDS; round += 1) {
   const bport = await freePort();
   const base = await start(0, 'scripts/bench/baseline.mjs', { PORT: String(bport), CREDVEND_STS_ENDPOINT: stsEndpoint }, 'baseline ready');
-  results.baseline.push(await load(`http://127.0.0.1:${bport}/v1/credentials`, token));
+  results.baseline.push(await load(`http://127.0.0.1:${bport}/v1/credentials`, token, base.pid));
   await stop(base);
 
   const [port, adminPort] = [await freePort(), await freePort()];
@@ -73,18 +84,22 @@ for (let round = 1; round <= ROUNDS; round += 1) {
     CREDVEND_RATE_LIMIT_MAX: '0', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'ASIABENCHBASE', AWS_SECRET_ACCESS_KEY: 'bench', AWS_SESSION_TOKEN: 'bench',
     CREDVEND_AUDIT_LOG: join(dir, 'audit.log'),
   }, 'credvend ready', process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []);
-  results.credvend.push(await load(`http://127.0.0.1:${port}/v1/credentials`, token));
+  results.credvend.push(await load(`http://127.0.0.1:${port}/v1/credentials`, token, cv.pid));
   await stop(cv);
-  console.log(`round ${round}: baseline ${results.baseline.at(-1).rps.toFixed(0)} req/s, credvend ${results.credvend.at(-1).rps.toFixed(0)} req/s`);
+  const [b, c] = [results.baseline.at(-1), results.credvend.at(-1)];
+  console.log(`round ${round}: baseline ${b.rps.toFixed(0)} req/s (${b.cpuUsPerRequest.toFixed(0)} us CPU/req), credvend ${c.rps.toFixed(0)} req/s (${c.cpuUsPerRequest.toFixed(0)} us CPU/req)`);
 }
 const avg = (xs, k) => xs.reduce((s, x) => s + x[k], 0) / xs.length;
 const summary = {
   durationSeconds: DURATION, connections: CONNECTIONS, rounds: ROUNDS, pinned: hasTaskset,
   baselineRps: Math.round(avg(results.baseline, 'rps')), credvendRps: Math.round(avg(results.credvend, 'rps')),
   baselineP99Ms: avg(results.baseline, 'p99'), credvendP99Ms: avg(results.credvend, 'p99'),
+  baselineCpuUsPerRequest: Math.round(avg(results.baseline, 'cpuUsPerRequest')), credvendCpuUsPerRequest: Math.round(avg(results.credvend, 'cpuUsPerRequest')),
 };
+summary.cpuRatio = Number((summary.baselineCpuUsPerRequest / summary.credvendCpuUsPerRequest).toFixed(3));
 summary.ratio = Number((summary.credvendRps / summary.baselineRps).toFixed(3));
 mkdirSync('.tmp', { recursive: true });
 writeFileSync('.tmp/bench.json', JSON.stringify(summary, null, 2));
 console.log(`\ncredvend ${summary.credvendRps} req/s vs baseline ${summary.baselineRps} req/s: ratio ${summary.ratio} (target >= 0.90)`);
+console.log(`CPU per request: credvend ${summary.credvendCpuUsPerRequest} us vs baseline ${summary.baselineCpuUsPerRequest} us: ratio ${summary.cpuRatio}`);
 process.exit(0);

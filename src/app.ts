@@ -119,6 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  closeKeepAliveOnShutdown(app);
   // Requests whose error was a 5xx: their one access line is written at error level, with the
   // error's own bounded fields (SDK errors and their causes are not logged as they are).
   const failures = new WeakMap<FastifyRequest, { problem: string; err: { name?: string; code?: string; kind?: string } }>();
@@ -183,6 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 /** The admin listener: /metrics (and health) apart from the API, so it is not exposed with it. */
 export async function buildAdminApp(deps: Pick<AppDeps, 'metrics' | 'logger' | 'readiness'> & { withMetrics: boolean }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  closeKeepAliveOnShutdown(app);
   if (deps.withMetrics) await app.register(metricsRoute(deps.metrics));
   await app.register(healthRoutes(deps.readiness));
   return app;
@@ -197,6 +199,20 @@ function requestedProfile(request: FastifyRequest, config: Config): { profile?: 
   const profile = [params.profile, body.profile].find((v): v is string => typeof v === 'string' && config.profiles.has(v));
   const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
   return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
+}
+
+/**
+ * Graceful drain: once close() starts, answers carry `Connection: close`, so a client's keep-alive
+ * socket does not hold close() open until the grace period runs out (fastify/fastify#7044).
+ */
+function closeKeepAliveOnShutdown(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 }
 
 /** 'true', 'false', or a comma-separated list of trusted proxy addresses/CIDRs. */

@@ -61,6 +61,10 @@ export function principalFindings(facts: PrincipalFacts, rules: PrincipalRules):
     if (reasons.length > 0 || facts.expires === false) {
       warnings.push('S3-compatible mode: running on static user keys; keep them out of images and rotate them');
     }
+    // Measured on Ceph RGW 16.2: its session tokens are AES-CBC without integrity, and an edited
+    // token can be accepted WITHOUT its session policy. There the role's own policy is the real
+    // limit on a credential holder: say so at every start.
+    warnings.push("S3-compatible mode: the server may not protect session tokens against tampering (Ceph RGW 16: an edited token can drop the session policy); keep each profile role's own policy as narrow as the profile");
   } else if (reasons.length > 0) {
     const what = `the service runs on IAM user credentials (${reasons.join(', ')})`;
     if (rules.allowIamUserKeys) {

@@ -68,7 +68,11 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, readFile:
     const { kmsKeyId, ...rest } = p;
     profiles.set(name, Object.freeze({ ...rest, ...(kmsKeyId ? { kmsKeyId } : {}), name, partition: role.value.partition }));
   }
-  return Object.freeze({ env: Object.freeze(env.data), issuers: Object.freeze(file.data.issuers), profiles });
+  // S3-compatible servers (Ceph RGW) do not implement IAM's ${*} escapes: RGW reads the `*` inside
+  // `${*}` as a wildcard, so an escaped key would WIDEN the grant there. Unless the operator says
+  // otherwise, such keys are refused in that mode.
+  const wildcardKeys = rawEnv.CREDVEND_WILDCARD_KEYS === undefined && env.data.CREDVEND_S3_COMPATIBLE ? 'reject' : env.data.CREDVEND_WILDCARD_KEYS;
+  return Object.freeze({ env: Object.freeze({ ...env.data, CREDVEND_WILDCARD_KEYS: wildcardKeys }), issuers: Object.freeze(file.data.issuers), profiles });
 }
 
 export function withProfiles(config: Config, profiles: Iterable<Profile>): Config {
