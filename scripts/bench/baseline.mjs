@@ -21,3 +21,4 @@ app.post('/v1/credentials', async () => {
 });
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
 console.log(`baseline ready ${process.env.PORT}`);
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0));

@@ -74,7 +74,9 @@ export function createAuditLog(destination: DestinationStream): AuditLog {
       base: { log: 'audit' },
       timestamp: pino.stdTimeFunctions.isoTime,
       messageKey: 'msg',
-      redact: { paths: [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`)], censor: '[REDACTED]' },
+      // Explicit paths for the only nested objects an event has (claims, tags): a `*.x` wildcard
+      // path costs ~18 us per record, more than the rest of the record together.
+      redact: { paths: ['', 'subject.', 'subject.claims.', 'sessionTags.'].flatMap((at) => SECRET_FIELDS.map((f) => `${at}${f}`)), censor: '[REDACTED]' },
       hooks: { streamWrite: escapeLineBreaks },
     },
     destination,

@@ -91,6 +91,12 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
       allowedIss: [...byIssuer.keys()],
       clockTolerance: opts.clockSkewSeconds * 1000,
       requiredClaims: ['exp', 'iss'],
+      // Browsers and credential_process present the same token for many requests: a verified
+      // token is remembered (bounded LRU, by token hash) until it expires or for a minute at most,
+      // so its RSA/ECDSA signature is checked once, not per request. Issuer and algorithm checks
+      // (the key callback above) still run on every request.
+      cache: 1000,
+      cacheTTL: 60_000,
       // Accepts "Bearer <jwt>" and, for the AWS container-credentials route, the bare token
       // that AWS SDKs send from AWS_CONTAINER_AUTHORIZATION_TOKEN.
       extractToken: (request: FastifyRequest) => {

@@ -111,10 +111,16 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
  * templates. The audit record shows their values, so a reader can tell why a prefix or a tag
  * came out as it did, not only why the profile matched.
  */
-export function profileClaims(profile: Pick<Profile, 'match' | 'prefix' | 'sessionTags' | 'sourceIdentity'>): string[] {
-  const templates = [profile.prefix, ...Object.values(profile.sessionTags), profile.sourceIdentity ?? ''];
-  return [...new Set([...Object.keys(profile.match.claims), ...templates.flatMap(templateClaims)])];
+export function profileClaims(profile: Pick<Profile, 'match' | 'prefix' | 'sessionTags' | 'sourceIdentity'>): readonly string[] {
+  let names = claimNames.get(profile);
+  if (!names) {
+    const templates = [profile.prefix, ...Object.values(profile.sessionTags), profile.sourceIdentity ?? ''];
+    names = Object.freeze([...new Set([...Object.keys(profile.match.claims), ...templates.flatMap(templateClaims)])]);
+    claimNames.set(profile, names); // profiles are frozen at start-up: computed once, not per request
+  }
+  return names;
 }
+const claimNames = new WeakMap<object, readonly string[]>();
 
 function rejectWildcards(key: string, opts: PlanOptions): void {
   if (opts.wildcardKeys === 'reject' && hasIamSpecialChars(key)) {

@@ -64,6 +64,19 @@ describe('authentication', () => {
     expect(res.statusCode).toBe(200);
   });
 
+  it('a verified token is remembered for speed, but never past its exp', async () => {
+    // Attack stopped: the verification cache turning an expired token back into a valid one.
+    h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '0' } });
+    const { privateKey } = await testKeys();
+    const token = await sign({ sub: 'alice' }, privateKey, { expiresIn: Math.floor(Date.now() / 1000) + 2 });
+    expect((await post(`Bearer ${token}`)).statusCode).toBe(200);
+    expect((await post(`Bearer ${token}`)).statusCode).toBe(200); // served from the cache
+    await new Promise((r) => setTimeout(r, 2600));
+    const late = await post(`Bearer ${token}`);
+    expect(late.statusCode).toBe(401);
+    expect(late.json()).toMatchObject({ code: 'CV_TOKEN_INVALID', detail: expect.stringMatching(/expired/) });
+  });
+
   it('401 for a token not valid yet (nbf beyond the skew)', async () => {
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '5' } });
     const { privateKey } = await testKeys();
