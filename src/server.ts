@@ -70,16 +70,22 @@ async function main(argv: string[]): Promise<void> {
     readiness.set('failed');
     process.stderr.write(`credvend: start-up checks failed: ${err instanceof Error ? err.message : 'unknown error'}\n`);
     await admin.close();
+    await new Promise<void>((resolve) => logger.flush(() => resolve())); // the warnings above, too
     process.exit(3);
   } finally {
     kms.close(); // KMS is used at start-up only
   }
   const app = await buildApp({ config: checked.config, issuer, audit, metrics, logger, readiness, now: Date.now });
 
+  // Keep the base credentials (and their expiry metric) fresh on an idle instance too: the
+  // provider refreshes ahead of expiry when asked, and otherwise only STS calls would ask.
+  const keepFresh = setInterval(() => void baseCredentials.provider().catch(() => undefined), 60_000);
+  keepFresh.unref();
   closeWithGrace({ delay: env.CREDVEND_SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     if (err) logger.error({ err: { name: err.name } }, 'shutting down after an error');
     else logger.info({ signal }, 'shutting down: draining in-flight requests');
     readiness.set('draining');
+    clearInterval(keepFresh);
     await app.close(); // stops accepting, waits for in-flight requests
     await admin.close();
     stsClient.destroy();
