@@ -83,7 +83,7 @@ describe('browser support', () => {
     h = await buildHarness();
     const res = await h.app.inject({ method: 'GET', url: '/healthz' });
     expect(res.headers['x-content-type-options']).toBe('nosniff');
-    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
     expect(res.headers['strict-transport-security']).toBeDefined();
   });
 });
