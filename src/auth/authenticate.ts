@@ -97,6 +97,7 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
       // (the key callback above) still run on every request.
       cache: 1000,
       cacheTTL: 60_000,
+      cacheKeyBuilder: (token: string) => token, // the token itself: no hash to compute per request
       // Accepts "Bearer <jwt>" and, for the AWS container-credentials route, the bare token
       // that AWS SDKs send from AWS_CONTAINER_AUTHORIZATION_TOKEN.
       extractToken: (request: FastifyRequest) => {

@@ -26,8 +26,8 @@ export function hasIamSpecialChars(key: string): boolean {
 
 // C0, DEL and C1 controls: invisible in logs and consoles, used to spoof audit records.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// Lone surrogates cannot be encoded as UTF-8; S3 would store something other than what we granted.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// Lone surrogates cannot be encoded as UTF-8 (String#isWellFormed is false for them); S3 would
+// store something other than what we granted.
 
 /**
  * Validates a key relative to the profile prefix. `kind` says whether it names an object or a
@@ -41,7 +41,7 @@ export function validateRelativeKey(key: string, kind: 'key' | 'prefix', fullPre
   if (kind === 'key' && key.length === 0) fail('must not be empty');
   if (kind === 'prefix' && key !== '' && !key.endsWith('/')) fail("must end with '/'");
   if (CONTROL.test(key)) fail('must not contain control characters');
-  if (LONE_SURROGATE.test(key)) fail('must be valid Unicode');
+  if (!key.isWellFormed()) fail('must be valid Unicode');
   if (key.startsWith('/')) fail("must not start with '/'");
   if (key.includes('//')) fail("must not contain '//'");
   const segments = key.split('/');
@@ -57,13 +57,15 @@ export function validateRelativeKey(key: string, kind: 'key' | 'prefix', fullPre
 // written as ~XX per UTF-8 byte. The encoding is injective: distinct claim values always give
 // distinct prefixes, so tenant "a/b" can never land in tenant "a_b"'s space.
 const SAFE_CLAIM_CHAR = /[A-Za-z0-9_.=@+-]/;
+const ALL_SAFE = /^[A-Za-z0-9_.=@+-]*$/;
 
 export function encodeClaimSegment(value: string): string {
   // A lone surrogate has no UTF-8 form: Buffer writes U+FFFD for it, so "\ud800" and "\ufffd"
   // would share a prefix. Refused, which keeps the encoding injective.
-  if (LONE_SURROGATE.test(value)) throw new PolicyError('claim_invalid', 'a claim used in the key prefix is not valid Unicode');
+  if (!value.isWellFormed()) throw new PolicyError('claim_invalid', 'a claim used in the key prefix is not valid Unicode');
   // A value of '.' or containing '..' would form a path segment S3 clients normalise away.
   const encodeDots = value === '.' || value.includes('..');
+  if (!encodeDots && ALL_SAFE.test(value)) return value; // the common case: nothing to encode
   let out = '';
   for (const ch of value) {
     if (SAFE_CLAIM_CHAR.test(ch) && !(encodeDots && ch === '.')) {
