@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { markAudited, wasAudited, type AuditLog } from './audit/audit.js';
 import { createAuthenticator } from './auth/authenticate.js';
@@ -48,6 +49,9 @@ export interface AppDeps {
 // The routes that vend credentials: every request to them ends in exactly one audit record.
 const VEND_ROUTES: ReadonlySet<string | undefined> = new Set(['/v1/credentials', '/v1/container-credentials/:profile']);
 
+/** The API's version in the OpenAPI document (the contract, not the build). */
+export const OPENAPI_VERSION = '1.0.0';
+
 // Fields that must never be logged. Explicit paths: `*.x` wildcards cost more per log line than
 // the line itself, and no log call here nests deeper than these.
 const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', 'secretAccessKey', 'sessionToken', 'err.secretAccessKey', 'err.sessionToken'];
@@ -64,7 +68,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  // Response schemas document the API (OpenAPI); answers are built by our own code, so they are
+  // serialized as they are rather than re-validated on every request.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'credvend', version: OPENAPI_VERSION, description: 'Short-lived AWS credentials scoped to exactly the S3 objects a caller may upload or download.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
 
   // A JSON API: no document may load anything, so CSP is only default-src/frame-ancestors 'none'.
   registerSecurityHeaders(app, { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
@@ -180,6 +195,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(profilesRoute(routeDeps));
   await app.register(healthRoutes(deps.readiness));
   if (env.CREDVEND_METRICS_ON_API_PORT) await app.register(metricsRoute(metrics));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
 

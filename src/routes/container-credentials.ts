@@ -4,13 +4,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { vendContext } from './context.js';
 import type { RouteDeps } from './deps.js';
-import { containerParams, containerQuery } from './schemas.js';
+import { containerCredentialsResponse, containerParams, containerQuery, errorResponses } from './schemas.js';
 
 export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/v1/container-credentials/:profile',
-      { schema: { params: containerParams, querystring: containerQuery }, onRequest: deps.authenticateHook, config: { rawTokenAuth: true, rateLimit: {} } },
+      { schema: { summary: 'AWS container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI)', params: containerParams, querystring: containerQuery, response: { 200: containerCredentialsResponse, ...errorResponses } }, onRequest: deps.authenticateHook, config: { rawTokenAuth: true, rateLimit: {} } },
       async (request, reply) => {
         const { key, ...rest } = request.query;
         const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };

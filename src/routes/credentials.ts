@@ -2,14 +2,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Vended } from '../vend.js';
 import { vendContext } from './context.js';
-import { credentialsBody, credentialsQuery } from './schemas.js';
+import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './schemas.js';
 import type { RouteDeps } from './deps.js';
 
 export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/v1/credentials',
-      { schema: { body: credentialsBody, querystring: credentialsQuery }, onRequest: deps.authenticateHook, config: { rateLimit: {} } },
+      { schema: { summary: 'Short-lived credentials scoped to named objects', body: credentialsBody, querystring: credentialsQuery, response: { 200: credentialsAnyFormat, ...errorResponses } }, onRequest: deps.authenticateHook, config: { rateLimit: {} } },
       async (request, reply) => {
         const { profile, ...req } = request.body;
         const vended = await deps.vendor.vend(request.principal!, profile, req, vendContext(request));
@@ -35,7 +35,7 @@ export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) 
     expiration: c.expiration.toISOString(),
     region: plan.region,
     bucket: plan.bucket,
-    ...(plan.keys ? { keys: plan.keys } : { prefix: plan.prefix }),
+    ...(plan.keys ? { keys: [...plan.keys] } : { prefix: plan.prefix ?? '' }),
     operation: plan.operation,
     profile: plan.profile,
     requestId,
@@ -44,7 +44,7 @@ export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) 
 
 /** AWS CLI/SDK `credential_process` output, version 1. */
 export function processFormat({ credentials: c }: Vended) {
-  return { Version: 1, AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, SessionToken: c.sessionToken, Expiration: c.expiration.toISOString() };
+  return { Version: 1 as const, AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, SessionToken: c.sessionToken, Expiration: c.expiration.toISOString() };
 }
 
 /** POSIX single-quoting: the value can never break out of the string in `eval "$(curl ...)"`. */

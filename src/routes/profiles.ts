@@ -4,10 +4,11 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { matches } from '../policy/authorize.js';
 import { fillPrefix } from '../policy/templates.js';
 import type { RouteDeps } from './deps.js';
+import { errorResponses, profilesResponse } from './schemas.js';
 
 export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/v1/profiles', { onRequest: deps.authenticateHook }, async (request, reply) => {
+    app.get('/v1/profiles', { schema: { summary: 'The profiles this token may use', response: { 200: profilesResponse, 401: errorResponses[401] } }, onRequest: deps.authenticateHook }, async (request, reply) => {
       const principal = request.principal!;
       const profiles = [...deps.config.profiles.values()]
         .filter((p) => matches(p.match, principal))

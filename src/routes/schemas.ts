@@ -30,3 +30,60 @@ export const containerQuery = z
   })
   .strict()
   .refine((q) => (q.key === undefined) !== (q.prefix === undefined), { message: 'give exactly one of key or prefix' });
+
+// Response schemas: for the OpenAPI document. Responses are serialized with JSON.stringify, not
+// re-validated (see app.ts), so these cost nothing per request.
+export const problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().describe('stable CV_* code'),
+    requestId: z.string(),
+  })
+  .describe('RFC 9457 problem details (application/problem+json)');
+
+export const credentialsResponse = z.object({
+  accessKeyId: z.string(),
+  secretAccessKey: z.string(),
+  sessionToken: z.string(),
+  expiration: z.string().describe('ISO 8601'),
+  region: z.string(),
+  bucket: z.string(),
+  keys: z.array(z.string()).optional().describe('full object keys (profile prefix applied)'),
+  prefix: z.string().optional().describe('full granted prefix, for prefix grants'),
+  operation,
+  profile: z.string(),
+  requestId: z.string(),
+}).describe('format=json (default). format=process answers credential_process v1 JSON; format=env answers text/plain export lines.');
+
+export const processResponse = z
+  .object({ Version: z.literal(1), AccessKeyId: z.string(), SecretAccessKey: z.string(), SessionToken: z.string(), Expiration: z.string() })
+  .describe('format=process: AWS credential_process v1');
+
+export const credentialsAnyFormat = z.union([credentialsResponse, processResponse, z.string().describe('format=env: text/plain `export NAME=\'value\'` lines')]);
+
+export const containerCredentialsResponse = z.object({ AccessKeyId: z.string(), SecretAccessKey: z.string(), Token: z.string(), Expiration: z.string() });
+
+export const profilesResponse = z.object({
+  subject: z.string(),
+  issuer: z.string(),
+  profiles: z.array(
+    z.object({
+      name: z.string(),
+      description: z.string().nullable(),
+      bucket: z.string(),
+      region: z.string(),
+      prefix: z.string().nullable().describe('the prefix this token would get; null when a claim it needs is missing'),
+      operations: z.array(operation),
+      maxKeys: z.number().int(),
+      allowPrefixGrants: z.boolean(),
+      defaultDurationSeconds: z.number().int(),
+      maxDurationSeconds: z.number().int(),
+      kms: z.boolean(),
+    }),
+  ),
+});
+
+export const errorResponses = { 400: problem, 401: problem, 403: problem, 404: problem, 422: problem, 429: problem, 502: problem, 503: problem, 504: problem };
