@@ -7,10 +7,7 @@ import { StsError, type StsFailure } from './sts/issuer.js';
 
 export const TokenMissing = createError('CV_TOKEN_MISSING', 'An Authorization header with a bearer token is required', 401);
 export const TokenInvalid = createError('CV_TOKEN_INVALID', 'The token was rejected: %s', 401);
-export const ProfileUnknown = createError('CV_PROFILE_UNKNOWN', 'No profile named "%s"', 404);
-export const BadRequest = createError('CV_BAD_REQUEST', '%s', 400);
 export const NotReady = createError('CV_NOT_READY', 'The service has not finished its start-up checks', 503);
-export const RateLimited = createError('CV_RATE_LIMITED', 'Too many requests for this caller; retry after %s', 429);
 
 export interface HttpProblem {
   readonly status: number;
