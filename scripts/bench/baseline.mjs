@@ -10,6 +10,7 @@ const sts = new STSClient({
   endpoint: process.env.CREDVEND_STS_ENDPOINT,
   credentials: { accessKeyId: 'ASIABENCHBASE', secretAccessKey: 'bench', sessionToken: 'bench' },
   maxAttempts: 3,
+  cacheMiddleware: true, // the same client settings as credvend's, so the ratio measures credvend's own work
   requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }), connectionTimeout: 1000, requestTimeout: 3000 }),
 });
 const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:PutObject'], Resource: 'arn:aws:s3:::bench-bucket/uploads/bench/a.txt' }] });

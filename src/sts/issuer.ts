@@ -93,6 +93,9 @@ export function createStsClient(opts: StsClientOptions): STSClient {
     ...(opts.credentials ? { credentials: opts.credentials } : {}),
     maxAttempts: opts.maxAttempts,
     retryMode: 'standard',
+    // The middleware stack never changes after construction: resolve it once per command type
+    // instead of on every send.
+    cacheMiddleware: true,
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent(agentOpts),
       httpsAgent: new Agent(agentOpts),
