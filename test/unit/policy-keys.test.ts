@@ -1,3 +1,4 @@
+import { reasonOf } from '../helpers/policy.js';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { PolicyError, type DenialReason } from '../../src/policy/errors.js';
@@ -6,15 +7,6 @@ import { fillPrefix, fillSourceIdentity, fillTag } from '../../src/policy/templa
 
 // Each test below is one security rule of the key/claim layer; its comment names the attack.
 
-function reasonOf(fn: () => unknown): DenialReason | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    if (e instanceof PolicyError) return e.reason;
-    throw e;
-  }
-}
 
 const PREFIX = 'uploads/alice/';
 

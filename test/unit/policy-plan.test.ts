@@ -1,3 +1,4 @@
+import { reasonOf } from '../helpers/policy.js';
 import { describe, it, expect } from 'vitest';
 import { loadConfig, type Profile } from '../../src/config/load.js';
 import { PolicyError, type DenialReason } from '../../src/policy/errors.js';
@@ -38,15 +39,6 @@ function plan(req: CredentialRequest, p: Profile = profile(), who: Principal = p
   return planIssuance(p, who, req, RID, opts);
 }
 
-function reasonOf(fn: () => unknown): DenialReason | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    if (e instanceof PolicyError) return e.reason;
-    throw e;
-  }
-}
 
 function resources(pl: IssuancePlan): string[] {
   const st = (pl.policy.document.Statement as { Resource: string | string[] }[])[0];
