@@ -160,7 +160,23 @@ export const fileSchemaFor = (opts: SchemaOptions) => z
     profiles: z.record(z.string().regex(/^[a-zA-Z0-9][\w.-]{0,63}$/, 'profile names are 1-64 chars of [A-Za-z0-9_.-]'), profileSchemaFor(opts))
       .refine((p) => Object.keys(p).length > 0, 'at least one profile'),
   })
-  .strict();
+  .strict()
+  .superRefine((file, ctx) => {
+    // Tenant isolation across identity providers: with several trusted issuers, a profile that
+    // accepts more than one of them and builds its prefix from claims would put subject "x" of
+    // issuer A and subject "x" of issuer B (which B's owner may mint at will) in the same space.
+    if (file.issuers.length < 2) return;
+    for (const [name, p] of Object.entries(file.profiles)) {
+      const iss = p.match.iss === undefined ? [] : Array.isArray(p.match.iss) ? p.match.iss : [p.match.iss];
+      if (iss.length !== 1 && /\{/.test(p.prefix) && !p.prefix.includes('{iss}')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['profiles', name, 'match', 'iss'],
+          message: 'with several trusted issuers, pin this profile to one issuer (or put {iss} in its prefix): otherwise two identity providers can mint the same subject into one prefix',
+        });
+      }
+    }
+  });
 
 export const fileSchema = fileSchemaFor({ s3Compatible: false });
 

@@ -243,3 +243,29 @@ describe('prefix templates', () => {
     expect(err.problems).toEqual([expect.stringMatching(/^profiles\.joined\.prefix: at most one \{claim\} placeholder per path segment/)]);
   });
 });
+
+describe('several trusted issuers', () => {
+  const issuers = [
+    { issuer: 'https://gitlab.example.com', audiences: ['a'], hmacSecret: 'g'.repeat(32) },
+    { issuer: 'https://token.actions.githubusercontent.com', audiences: ['a'], hmacSecret: 'h'.repeat(32) },
+  ];
+  const profile = (match: Record<string, unknown>, prefix = 'u/{sub}/') => ({ roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix, match });
+  const problemsOf = (profiles: Record<string, unknown>): string[] => {
+    try {
+      loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () => JSON.stringify({ issuers, profiles }));
+      return [];
+    } catch (e) {
+      return [...(e as ConfigError).problems];
+    }
+  };
+
+  it('a claim-built prefix must be pinned to one issuer, or carry {iss}', () => {
+    // Attack stopped: the owner of issuer B mints a token whose sub equals a user of issuer A
+    // and lands in that user's prefix.
+    expect(problemsOf({ open: profile({}) })).toEqual([expect.stringMatching(/^profiles\.open\.match\.iss: with several trusted issuers/)]);
+    expect(problemsOf({ both: profile({ iss: issuers.map((i) => i.issuer) }) })).toHaveLength(1);
+    expect(problemsOf({ pinned: profile({ iss: 'https://gitlab.example.com' }) })).toEqual([]);
+    expect(problemsOf({ keyed: profile({}, 'u/{iss}/{sub}/') })).toEqual([]);
+    expect(problemsOf({ shared: profile({}, 'shared/') })).toEqual([]); // no claims in the prefix: nothing to collide
+  });
+});
