@@ -4,7 +4,8 @@
 //
 // Exit codes: 2 = invalid configuration, 3 = start-up checks failed (AWS principal, KMS keys),
 // 1 = anything else. Each failure prints every problem found, not the first.
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
@@ -56,6 +57,13 @@ async function main(argv: string[]): Promise<void> {
   const stsClient = createStsClient({ region, endpoint: env.CREDVEND_STS_ENDPOINT, credentials: baseCredentials.provider, ...timeouts });
   const issuer = createStsIssuer(stsClient);
   const readiness = createReadiness('starting', (s) => metrics.ready.set(s === 'ready' ? 1 : 0));
+  // An audit log that cannot be written is a configuration error, found now rather than as a
+  // crash on the first decision.
+  const auditProblem = checkAuditPath(env.CREDVEND_AUDIT_LOG);
+  if (auditProblem) {
+    process.stderr.write(`credvend: invalid configuration (1 problem):\n  - env.CREDVEND_AUDIT_LOG: ${auditProblem}\n`);
+    process.exit(2);
+  }
   const audit = createAuditLog(auditDestination(env.CREDVEND_AUDIT_LOG));
 
   // The admin listener comes up first so /readyz answers 503 while the checks run; the API
@@ -70,7 +78,14 @@ async function main(argv: string[]): Promise<void> {
     readiness.set('failed');
     process.stderr.write(`credvend: start-up checks failed: ${err instanceof Error ? err.message : 'unknown error'}\n`);
     await admin.close();
-    await new Promise<void>((resolve) => logger.flush(() => resolve())); // the warnings above, too
+    // The warnings above, too (flush throws while the stream is still opening: nothing to flush).
+    await new Promise<void>((resolve) => {
+      try {
+        logger.flush(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
     process.exit(3);
   } finally {
     kms.close(); // KMS is used at start-up only
@@ -93,6 +108,17 @@ async function main(argv: string[]): Promise<void> {
   await app.listen({ host: env.CREDVEND_HOST, port: env.CREDVEND_PORT });
   readiness.set('ready');
   logger.info({ version: VERSION, profiles: config.profiles.size }, 'credvend ready');
+}
+
+function checkAuditPath(spec: string): string | undefined {
+  if (spec === 'stdout') return undefined;
+  try {
+    mkdirSync(dirname(spec), { recursive: true });
+    closeSync(openSync(spec, 'a'));
+    return undefined;
+  } catch (err) {
+    return `cannot open ${spec} for appending (${(err as { code?: string }).code ?? 'error'})`;
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

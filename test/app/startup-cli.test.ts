@@ -140,6 +140,14 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
 });
 
 describe('credvend start-up', { timeout: 30_000 }, () => {
+  it('exits 2 when the audit log cannot be written, before serving', async () => {
+    // A service that vends credentials without an audit trail must not start.
+    const file = writeConfig({ uploads: profile({}) });
+    const child = run([], { ...baseEnv(file), CREDVEND_AUDIT_LOG: '/etc/passwd/audit.log' });
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toContain('env.CREDVEND_AUDIT_LOG: cannot open /etc/passwd/audit.log for appending');
+  });
+
   it('exits 3 listing the principal and KMS problems together, without serving', async () => {
     // Prepare: an IAM user key, and a KMS key that is disabled.
     const sts = await loopback(() => callerIdentityReply(`arn:aws:iam::${ACCT}:user/deploy`, ACCT));
