@@ -42,6 +42,8 @@ export interface AppDeps {
   readonly readiness: Readiness;
   /** Milliseconds since the epoch; injected so tests control time. */
   readonly now: () => number;
+  /** Redis client (ioredis) for a rate-limit budget shared by all replicas; memory when absent. */
+  readonly rateLimitRedis?: unknown;
   /** Test hook: minimum time between JWKS refreshes for unknown kids. */
   readonly jwksRefreshCooldownMs?: number;
 }
@@ -98,6 +100,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       max: env.CREDVEND_RATE_LIMIT_MAX,
       timeWindow: env.CREDVEND_RATE_LIMIT_WINDOW,
       keyGenerator: (req: FastifyRequest) => (req.principal ? `sub:${req.principal.issuer}|${req.principal.subject}` : `ip:${req.ip}`),
+      ...(deps.rateLimitRedis
+        ? {
+            redis: deps.rateLimitRedis,
+            nameSpace: 'credvend-rl:',
+            // The limit protects STS and the service from abuse; it is not what scopes a grant. A
+            // Redis outage lets requests through (and is logged) rather than stopping issuance.
+            skipOnError: true,
+          }
+        : {}),
       errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'CV_RATE_LIMITED', message: `rate limit exceeded; retry after ${ctx.after}` }),
     });
   }

@@ -7,6 +7,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import closeWithGrace from 'close-with-grace';
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
 import { auditDestination, createAuditLog } from './audit/audit.js';
@@ -90,7 +91,11 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     kms.close(); // KMS is used at start-up only
   }
-  const app = await buildApp({ config: checked.config, issuer, audit, metrics, logger, readiness, now: Date.now });
+  const rateLimitRedis = env.CREDVEND_RATE_LIMIT_REDIS_URL
+    ? new Redis(env.CREDVEND_RATE_LIMIT_REDIS_URL, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    : undefined;
+  rateLimitRedis?.on('error', (err: Error) => logger.warn({ err: { name: err.name } }, 'rate-limit Redis unavailable; requests are not rate limited meanwhile'));
+  const app = await buildApp({ config: checked.config, issuer, audit, metrics, logger, readiness, now: Date.now, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
 
   // Keep the base credentials (and their expiry metric) fresh on an idle instance too: the
   // provider refreshes ahead of expiry when asked, and otherwise only STS calls would ask.
@@ -103,6 +108,7 @@ async function main(argv: string[]): Promise<void> {
     clearInterval(keepFresh);
     await app.close(); // stops accepting, waits for in-flight requests
     await admin.close();
+    rateLimitRedis?.disconnect();
     stsClient.destroy();
   });
   await app.listen({ host: env.CREDVEND_HOST, port: env.CREDVEND_PORT });

@@ -198,6 +198,8 @@ export const envSchema = z.object({
   CREDVEND_CORS_ORIGINS: z.string().default(''),
   CREDVEND_RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(60),
   CREDVEND_RATE_LIMIT_WINDOW: z.string().default('1 minute'),
+  /** Shared budget across replicas (redis:// or rediss://); per-process memory when unset. */
+  CREDVEND_RATE_LIMIT_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   CREDVEND_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10_485_760).default(65_536),
   CREDVEND_TRUST_PROXY: z.string().default('false'),
   CREDVEND_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),

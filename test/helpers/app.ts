@@ -125,7 +125,7 @@ function fakeCredentials() {
   return c;
 }
 
-export async function buildHarness(opts: { profiles?: Record<string, unknown>; env?: Record<string, string>; issuers?: unknown[] } = {}): Promise<Harness> {
+export async function buildHarness(opts: { profiles?: Record<string, unknown>; env?: Record<string, string>; issuers?: unknown[]; rateLimitRedis?: unknown } = {}): Promise<Harness> {
   const { publicKey, privateKey } = await testKeys();
   const pem = await exportSPKI(publicKey);
   const file = {
@@ -144,7 +144,7 @@ export async function buildHarness(opts: { profiles?: Record<string, unknown>; e
   const metrics = createMetrics({ version: 'test', defaultMetrics: false });
   const readiness = createReadiness('ready');
   const logger = pino({ level: 'debug' }, log);
-  const app = await buildApp({ config, issuer: createStsIssuer(client), audit: createAuditLog(audit), metrics, logger, readiness, now: Date.now });
+  const app = await buildApp({ config, issuer: createStsIssuer(client), audit: createAuditLog(audit), metrics, logger, readiness, now: Date.now, ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
   await app.ready();
   return {
     app,
