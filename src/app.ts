@@ -16,6 +16,7 @@ import type { Metrics } from './metrics/metrics.js';
 import type { Principal } from './policy/principal.js';
 import type { Readiness } from './readiness.js';
 import { containerCredentialsRoute } from './routes/container-credentials.js';
+import { vendContext } from './routes/context.js';
 import { credentialsRoute } from './routes/credentials.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -129,12 +130,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const p = toProblem(err);
       metrics.denied.inc({ reason: 'unauthenticated' });
       if (VEND_ROUTES.has(request.routeOptions.url)) {
-        const ua = request.headers['user-agent'];
         audit.record({
           event: 'credentials.denied',
-          requestId: request.id,
-          clientIp: request.ip,
-          ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
+          ...vendContext(request),
           errorCode: p.code,
           reason: 'unauthenticated',
         });
@@ -169,13 +167,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // What fails around the authenticator and the vendor (schema, body, rate limit, not ready) is
   // a decision too: recorded here, once, so no request for credentials leaves no audit trace.
   const auditUnrecorded = (request: FastifyRequest, p: HttpProblem) => {
-    const ua = request.headers['user-agent'];
-    const asked = requestedProfile(request, config);
     const base = {
-      requestId: request.id,
-      clientIp: request.ip,
-      ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
-      ...asked,
+      ...vendContext(request),
+      ...requestedProfile(request, config),
       ...(request.principal ? { subject: { iss: request.principal.issuer, sub: request.principal.subject, claims: {} } } : {}),
       errorCode: p.code,
     };

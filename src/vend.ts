@@ -13,7 +13,7 @@ import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/i
 export interface VendContext {
   readonly requestId: string;
   readonly clientIp: string;
-  readonly userAgent?: string | undefined;
+  readonly userAgent?: string;
 }
 
 export interface Vended {
@@ -37,9 +37,7 @@ export function createVendor({ config, issuer, audit, metrics, now }: VendorDeps
   return {
     async vend(principal, profileName, req, ctx) {
       const base = {
-        requestId: ctx.requestId,
-        clientIp: ctx.clientIp,
-        ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
+        ...ctx,
         profile: profileName,
         operation: req.operation,
       };

@@ -43,7 +43,7 @@ export interface PlanOptions {
 }
 
 export function planIssuance(profile: Profile, principal: Principal, req: CredentialRequest, requestId: string, opts: PlanOptions): IssuancePlan {
-  const claimsUsed = authorize(profile.match, principal);
+  authorize(profile.match, principal);
   if (!profile.operations.includes(req.operation)) {
     throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
   }
@@ -102,7 +102,7 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
     transitiveTagKeys: profile.transitiveTagKeys,
     sourceIdentity,
     ...(profile.externalId ? { externalId: profile.externalId } : {}),
-    claimsUsed: [...new Set([...claimsUsed, ...profileClaims(profile)])],
+    claimsUsed: profileClaims(profile), // the match rules' claims and the templates' (computed once per profile)
   };
 }
 

@@ -2,23 +2,16 @@
 // Without it, N replicas behind a load balancer would each grant the full budget: N times the
 // STS calls a single abusive subject may cause.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHarness, type Harness } from '../helpers/app.js';
+import { freePort } from '../helpers/net.js';
 
 let server: ChildProcess;
 let port = 0;
 const clients: Redis[] = [];
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 beforeAll(async () => {
   port = await freePort();

@@ -4,11 +4,11 @@
 // this process's (no keys or profiles from the machine running the tests leak in).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { callerIdentityReply, containerCredentialsReply, describeKeyReply, startLoopback, type Loopback, type Reply } from './credential-chain-loopback.js';
+import { freePort } from '../helpers/net.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 const ACCT = '123456789012';
@@ -71,13 +71,6 @@ function run(args: string[], env: Record<string, string>): Child {
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function loopback(handle: Parameters<typeof startLoopback>[0]): Promise<Loopback> {
   const s = await startLoopback(handle);
