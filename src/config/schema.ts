@@ -213,6 +213,20 @@ export const envSchema = z.object({
   CREDVEND_STS_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   CREDVEND_STS_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   CREDVEND_ALLOW_IAM_USER_KEYS: bool.default(false),
+  /** STS calls in flight at once (also the socket pool size): beyond it requests wait, then are shed. */
+  CREDVEND_STS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1024).default(64),
+  /** Requests allowed to wait for an STS slot; more are shed at once with 503 CV_OVERLOADED. */
+  CREDVEND_STS_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256),
+  /** Longest wait for an STS slot before a 503 CV_OVERLOADED (never counted as an STS timeout). */
+  CREDVEND_STS_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
+  /** Largest answer accepted from STS, KMS, a JWKS / discovery document or a credentials endpoint. */
+  CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(10_485_760).default(262_144),
+  /** Deadline of one fetch of the service's own credentials (container endpoint, IRSA, IMDS). */
+  CREDVEND_BASE_CREDENTIALS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
+  /** Deadline of one JWKS or OIDC discovery fetch. */
+  CREDVEND_JWKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
+  /** Deadline of one rate-limit Redis command; past it the request is let through (fail open). */
+  CREDVEND_REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_ROLE_ARN: z.string().optional(),
   AWS_WEB_IDENTITY_TOKEN_FILE: z.string().optional(),

@@ -10,6 +10,18 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.js';
 
+/**
+ * The service cannot sign: its own credentials are expired (or too close to expiry) and no
+ * refresh has succeeded. Never a reason to sign with the old keys: callers get 503
+ * CV_BASE_CREDENTIALS_UNAVAILABLE, and /readyz is 503 meanwhile.
+ */
+export class BaseCredentialsUnavailableError extends Error {
+  constructor(readonly code: string, options?: { cause?: unknown }) {
+    super(`the service's own AWS credentials are unavailable (${code})`, options);
+    this.name = 'BaseCredentialsUnavailableError';
+  }
+}
+
 export interface BaseCredentials {
   /** Pass as `credentials` to the STS and KMS clients. */
   readonly provider: AwsCredentialIdentityProvider;
