@@ -14,6 +14,12 @@ export interface Metrics {
   readonly baseCredentialExpiry: Gauge;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
   readonly ready: Gauge;
+  readonly baseCredentialRefreshFailures: Counter<'code'>;
+  readonly auditWriteFailures: Counter<'code'>;
+  readonly auditWritable: Gauge;
+  readonly shed: Counter<'reason'>;
+  readonly stsInFlight: Gauge;
+  readonly stsQueued: Gauge;
 }
 
 export function createMetrics(opts: { version: string; defaultMetrics?: boolean }): Metrics {
@@ -30,7 +36,14 @@ export function createMetrics(opts: { version: string; defaultMetrics?: boolean 
     baseCredentialExpiry: new Gauge({ name: 'credvend_base_credentials_expiry_timestamp_seconds', help: "Expiry (Unix time) of the service's own AWS credentials; 0 when they do not expire", registers }),
     buildInfo: new Gauge({ name: 'credvend_build_info', help: 'Build information (always 1)', labelNames: ['version', 'node_version'], registers }),
     ready: new Gauge({ name: 'credvend_ready', help: '1 once the start-up checks have passed', registers }),
+    baseCredentialRefreshFailures: new Counter({ name: 'credvend_base_credentials_refresh_failures_total', help: "Failed fetches of the service's own AWS credentials, by error code", labelNames: ['code'], registers }),
+    auditWriteFailures: new Counter({ name: 'credvend_audit_write_failures_total', help: 'Audit records that could not be written (the decision was refused: fail closed), by error code', labelNames: ['code'], registers }),
+    auditWritable: new Gauge({ name: 'credvend_audit_writable', help: '1 while the audit destination accepts writes; 0 while credentials are refused for want of an audit record', registers }),
+    shed: new Counter({ name: 'credvend_requests_shed_total', help: 'Requests answered 503 without calling STS because the service was over capacity, by reason', labelNames: ['reason'], registers }),
+    stsInFlight: new Gauge({ name: 'credvend_sts_in_flight', help: 'sts:AssumeRole calls in flight', registers }),
+    stsQueued: new Gauge({ name: 'credvend_sts_queued', help: 'Requests waiting for an STS slot', registers }),
   };
+  m.auditWritable.set(1);
   m.buildInfo.set({ version: opts.version, node_version: process.version }, 1);
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'credvend_' });
   return m;
