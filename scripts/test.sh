@@ -22,6 +22,7 @@ run secret-scan -c vitest.scan.config.ts
 echo; echo "=== build ==="
 npm run build --silent || fail=1
 run e2e --project e2e
+run fault --project fault
 run localstack --project localstack
 
 node scripts/totals.mjs "$OUT"/*.json || fail=1

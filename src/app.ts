@@ -7,16 +7,16 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { markAudited, wasAudited, type AuditLog } from './audit/audit.js';
+import type { AuditLog } from './audit/audit.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Config } from './config/load.js';
 import { registerSecurityHeaders } from './security-headers.js';
-import { NotReady, problemBody, toProblem, type HttpProblem } from './errors.js';
+import { clientErrorResponse, MethodNotAllowed, NotReady, problemBody, ShuttingDown, toProblem, UriTooLong } from './errors.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { Principal } from './policy/principal.js';
 import type { Readiness } from './readiness.js';
+import decisionPlugin from './plugins/decision.js';
 import { containerCredentialsRoute } from './routes/container-credentials.js';
-import { vendContext } from './routes/context.js';
 import { credentialsRoute } from './routes/credentials.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -49,8 +49,9 @@ export interface AppDeps {
   readonly jwksRefreshCooldownMs?: number;
 }
 
-// The routes that vend credentials: every request to them ends in exactly one audit record.
-const VEND_ROUTES: ReadonlySet<string | undefined> = new Set(['/v1/credentials', '/v1/container-credentials/:profile']);
+// Longer request targets are refused (414) before routing; Node's own limit (16 KiB of request
+// line and headers) answers 431 beyond that.
+const MAX_URL_LENGTH = 8192;
 
 /** The API's version in the OpenAPI document (the contract, not the build). */
 export const OPENAPI_VERSION = '1.0.0';
@@ -68,8 +69,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     bodyLimit: env.CREDVEND_BODY_LIMIT_BYTES,
     trustProxy: parseTrustProxy(env.CREDVEND_TRUST_PROXY),
-    return503OnClosing: true,
+    // Our own 503 while closing (below): problem+json with a CV_ code, and audited on the
+    // credential routes, where Fastify's built-in answer would be neither.
+    return503OnClosing: false,
+    clientErrorHandler: (err, socket) => {
+      if (socket.writable) socket.end(clientErrorResponse(err as { code?: string }, randomUUID()));
+      else socket.destroy();
+    },
   }).withTypeProvider<ZodTypeProvider>();
+  await app.register(decisionPlugin, { audit, metrics, config });
   app.setValidatorCompiler(validatorCompiler);
   // Response schemas document the API (OpenAPI); answers are built by our own code, so they are
   // serialized as they are rather than re-validated on every request.
@@ -117,36 +125,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const authenticate = createAuthenticator(app, {
     issuers: config.issuers,
     clockSkewSeconds: env.CREDVEND_CLOCK_SKEW_SECONDS,
+    jwksTimeoutMs: env.CREDVEND_JWKS_TIMEOUT_MS,
+    maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES,
+    now: deps.now,
     ...(deps.jwksRefreshCooldownMs !== undefined ? { jwksRefreshCooldownMs: deps.jwksRefreshCooldownMs } : {}),
   });
-  const vendor = createVendor({ config, issuer: deps.issuer, audit, metrics, now: deps.now });
+  const vendor = createVendor({ config, issuer: deps.issuer, metrics, now: deps.now });
 
   const authenticateHook = async (request: FastifyRequest) => {
     if (deps.readiness.state() !== 'ready') throw new NotReady();
-    try {
-      request.principal = await authenticate(request);
-    } catch (err) {
-      // A refused token is a decision too: audited (without the token) and counted.
-      const p = toProblem(err);
-      metrics.denied.inc({ reason: 'unauthenticated' });
-      if (VEND_ROUTES.has(request.routeOptions.url)) {
-        audit.record({
-          event: 'credentials.denied',
-          ...vendContext(request),
-          errorCode: p.code,
-          reason: 'unauthenticated',
-        });
-        markAudited(err);
-      }
-      throw err;
-    }
+    request.principal = await authenticate(request);
   };
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    done();
+    if (closing) done(new ShuttingDown());
+    else if (request.url.length > MAX_URL_LENGTH) done(new UriTooLong());
+    else done();
   });
-  closeKeepAliveOnShutdown(app);
+  app.addHook('onSend', async (_request, reply) => {
+    // Graceful drain: once close() starts, answers carry `Connection: close`, so a client's
+    // keep-alive socket does not hold close() open until the grace period runs out
+    // (fastify/fastify#7044).
+    if (closing) reply.header('connection', 'close');
+  });
   // Requests whose error was a 5xx: their one access line is written at error level, with the
   // error's own bounded fields (SDK errors and their causes are not logged as they are).
   const failures = new WeakMap<FastifyRequest, { problem: string; err: { name?: string; code?: string; kind?: string } }>();
@@ -164,34 +170,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     else if (accessLevel !== 'off') request.log[accessLevel](line, 'request');
   });
 
-  // What fails around the authenticator and the vendor (schema, body, rate limit, not ready) is
-  // a decision too: recorded here, once, so no request for credentials leaves no audit trace.
-  const auditUnrecorded = (request: FastifyRequest, p: HttpProblem) => {
-    const base = {
-      ...vendContext(request),
-      ...requestedProfile(request, config),
-      ...(request.principal ? { subject: { iss: request.principal.issuer, sub: request.principal.subject, claims: {} } } : {}),
-      errorCode: p.code,
-    };
-    if (p.status >= 500) {
-      audit.record({ ...base, event: 'credentials.failed' });
-    } else {
-      const reason = p.status === 429 ? 'rate_limited' : 'invalid_request';
-      metrics.denied.inc({ reason });
-      audit.record({ ...base, event: 'credentials.denied', reason });
-    }
-  };
-
   app.setErrorHandler((err, request, reply) => {
     const p = toProblem(err);
-    if (VEND_ROUTES.has(request.routeOptions.url) && !wasAudited(err)) auditUnrecorded(request, p);
+    request.reportProblem(p, err);
     if (p.status >= 500) {
       const e = err as { name?: string; code?: string; kind?: string };
       failures.set(request, { problem: p.code, err: { ...(e.name ? { name: e.name } : {}), ...(e.code ? { code: e.code } : {}), ...(e.kind ? { kind: e.kind } : {}) } });
     }
     void reply.code(p.status).headers(p.headers ?? {}).type('application/problem+json').send(problemBody(p, request.id));
   });
+  // A known path with another method is a 405 naming the allowed ones; anything else a 404.
+  const routes: { pattern: RegExp; method: string }[] = [];
+  app.addHook('onRoute', (r) => {
+    const pattern = new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]+/g, '[^/]+')}$`);
+    for (const method of [r.method].flat()) routes.push({ pattern, method });
+  });
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      throw new MethodNotAllowed(request.method.slice(0, 16), allowed.join(', '));
+    }
     void reply.code(404).type('application/problem+json').send(problemBody({ status: 404, code: 'CV_NOT_FOUND', title: 'Not found', detail: 'no such route' }, request.id));
   });
 
@@ -208,35 +208,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 /** The admin listener: /metrics (and health) apart from the API, so it is not exposed with it. */
 export async function buildAdminApp(deps: Pick<AppDeps, 'metrics' | 'logger' | 'readiness'> & { withMetrics: boolean }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
-  closeKeepAliveOnShutdown(app);
   if (deps.withMetrics) await app.register(metricsRoute(deps.metrics));
   await app.register(healthRoutes(deps.readiness));
   return app;
-}
-
-/** The profile and operation a failed request named, only when they are valid values. */
-function requestedProfile(request: FastifyRequest, config: Config): { profile?: string; operation?: string } {
-  const fields = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
-  const params = fields(request.params);
-  const query = fields(request.query);
-  const body = fields(request.body);
-  const profile = [params.profile, body.profile].find((v): v is string => typeof v === 'string' && config.profiles.has(v));
-  const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
-  return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
-}
-
-/**
- * Graceful drain: once close() starts, answers carry `Connection: close`, so a client's keep-alive
- * socket does not hold close() open until the grace period runs out (fastify/fastify#7044).
- */
-function closeKeepAliveOnShutdown(app: FastifyInstance): void {
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
-  });
 }
 
 /** 'true', 'false', or a comma-separated list of trusted proxy addresses/CIDRs. */

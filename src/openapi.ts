@@ -20,7 +20,7 @@ export async function openApiDocument(): Promise<Record<string, unknown>> {
   const app = await buildApp({
     config,
     issuer: { issue: unused, callerIdentity: unused },
-    audit: { record: () => undefined },
+    audit: { record: async () => undefined, writable: () => true, close: async () => undefined },
     metrics: createMetrics({ version: 'openapi', defaultMetrics: false }),
     logger: pino({ level: 'silent' }),
     readiness: createReadiness('ready'),

@@ -134,9 +134,14 @@ export async function runStartupChecks({ config, issuer, baseCredentials, kms, l
   return { config: checked, ...(principal ? { principal } : {}) };
 }
 
-/** A bounded name for an error: our own codes or the SDK's error name, never its message. */
+/** A bounded name for an error (and its cause's): our own codes or SDK error names, never a message. */
 function errorName(err: unknown): string {
-  const e = (err ?? {}) as { code?: unknown; name?: unknown };
-  const name = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : 'error';
-  return /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : 'error';
+  const one = (x: unknown): string | undefined => {
+    const e = (x ?? {}) as { code?: unknown; name?: unknown };
+    const name = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : undefined;
+    return name !== undefined && /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : undefined;
+  };
+  const cause = one((err as { cause?: unknown } | null)?.cause);
+  const name = one(err) ?? 'error';
+  return cause ? `${name}: ${cause}` : name;
 }

@@ -7,7 +7,9 @@
 // from their identity provider, the User-Agent). JSON escaping stops "\n" from starting a new
 // record; the stream hook below also escapes the characters other line-oriented readers treat as
 // line breaks (U+0085, U+2028, U+2029), so one decision is always exactly one line to any reader.
-import pino, { type DestinationStream, type Logger } from 'pino';
+import pino, { type Logger } from 'pino';
+import type { Metrics } from '../metrics/metrics.js';
+import type { AuditSink } from './sink.js';
 
 export interface AuditSubject {
   readonly iss: string;
@@ -25,7 +27,7 @@ interface AuditBase {
   readonly userAgent?: string;
 }
 
-interface PlanFields {
+export interface PlanFields {
   readonly bucket: string;
   readonly keys?: readonly string[];
   readonly prefix?: string;
@@ -38,24 +40,58 @@ interface PlanFields {
 }
 
 /** What a denied caller asked for (relative to the profile prefix), capped in size. */
-interface Requested {
+export interface Requested {
   readonly requestedKeys?: readonly string[];
   readonly requestedKeyCount?: number;
   readonly requestedPrefix?: string;
 }
 
+export interface IssuedFields {
+  readonly accessKeyId: string;
+  readonly expiration: string;
+  readonly packedPolicySize?: number;
+}
+
 export type AuditEvent =
-  | (AuditBase & PlanFields & {
-      readonly event: 'credentials.issued';
-      readonly accessKeyId: string;
-      readonly expiration: string;
-      readonly packedPolicySize?: number;
-    })
+  | (AuditBase & PlanFields & IssuedFields & { readonly event: 'credentials.issued' })
   | (AuditBase & Requested & { readonly event: 'credentials.denied'; readonly errorCode: string; readonly reason: string })
-  | (AuditBase & Partial<PlanFields> & { readonly event: 'credentials.failed'; readonly errorCode: string; readonly upstreamCode?: string });
+  | (AuditBase & Partial<PlanFields> & {
+      readonly event: 'credentials.failed';
+      readonly errorCode: string;
+      readonly reason?: string;
+      readonly upstreamCode?: string;
+      /** STS minted this key, but it never left the process (its record could not be written). */
+      readonly accessKeyId?: string;
+      readonly withheld?: boolean;
+    });
+
+/** The audit record could not be written: the decision is refused (fail closed). */
+export class AuditUnavailableError extends Error {
+  constructor(readonly code: string) {
+    super(`the audit log cannot be written (${code})`);
+    this.name = 'AuditUnavailableError';
+  }
+}
 
 export interface AuditLog {
-  record(event: AuditEvent): void;
+  /**
+   * Resolves once the record has been handed to the operating system; rejects with
+   * AuditUnavailableError when it could not be. Whoever is about to release a credential awaits
+   * this first: no credential leaves the process without its record.
+   */
+  record(event: AuditEvent): Promise<void>;
+  /** False while the destination refuses writes (the service is then not ready). */
+  writable(): boolean;
+  /** Stops retrying and releases the destination; never waits on a stuck disk for long. */
+  close(): Promise<void>;
+}
+
+export interface AuditLogOptions {
+  readonly metrics?: Pick<Metrics, 'auditWriteFailures' | 'auditWritable'>;
+  /** While unwritable, how often the owed records are retried (recovery needs no traffic). */
+  readonly retryIntervalMs?: number;
+  /** Records owed to an unwritable destination, kept for when it recovers; the oldest go first. */
+  readonly maxOwed?: number;
 }
 
 /** Field names that must never be written, wherever they appear. */
@@ -68,7 +104,20 @@ const LINE_BREAKS = new RegExp(LINE_BREAK.source, 'g');
 const escapeLineBreaks = (s: string): string =>
   LINE_BREAK.test(s) ? s.replace(LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
 
-export function createAuditLog(destination: DestinationStream): AuditLog {
+interface Pending {
+  readonly line: string;
+  readonly event: AuditEvent;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Group commit: records arriving while a write is in flight go out together in the next one, so
+ * a busy instance makes one write(2) per batch, not per decision, and each caller still learns
+ * whether its own line landed.
+ */
+export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): AuditLog {
+  let formatted = '';
   const logger: Logger = pino(
     {
       base: { log: 'audit' },
@@ -79,31 +128,107 @@ export function createAuditLog(destination: DestinationStream): AuditLog {
       redact: { paths: ['', 'subject.', 'subject.claims.', 'sessionTags.'].flatMap((at) => SECRET_FIELDS.map((f) => `${at}${f}`)), censor: '[REDACTED]' },
       hooks: { streamWrite: escapeLineBreaks },
     },
-    destination,
+    { write: (line: string) => void (formatted = line) }, // formats only; the sink writes
   );
+  const format = (event: AuditEvent): string => {
+    const { event: name, ...fields } = event;
+    logger.info({ event: name, ...fields }); // `event` first: what a reader scans for
+    return formatted;
+  };
+
+  const maxOwed = opts.maxOwed ?? 10_000;
+  let queue: Pending[] = [];
+  let owed: string[] = []; // lines of refused decisions, written once the destination recovers
+  let writing: Promise<void> | undefined;
+  let torn = false; // a short write left half a line: the next write starts a new one
+  let ok = true;
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const setWritable = (value: boolean, code?: string) => {
+    if (value === ok) return;
+    ok = value;
+    opts.metrics?.auditWritable.set(value ? 1 : 0);
+    if (!value && code && !retry && !closed) {
+      retry = setInterval(() => void pump(), opts.retryIntervalMs ?? 1000);
+      retry.unref();
+    }
+    if (value && retry) {
+      clearInterval(retry);
+      retry = undefined;
+    }
+  };
+
+  const owe = (p: Pending, code: string) => {
+    // The credential of an issued record is withheld: what is owed is the refusal, which still
+    // names the accessKeyId STS minted, so CloudTrail's AssumeRole entry has its explanation.
+    const e = p.event;
+    owed.push(e.event === 'credentials.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true } as AuditEvent) : p.line);
+    opts.metrics?.auditWriteFailures.inc({ code });
+    if (owed.length > maxOwed) owed = owed.slice(owed.length - maxOwed);
+  };
+
+  const writeBatch = async (): Promise<void> => {
+    const batch = queue;
+    queue = [];
+    const lines = owed;
+    owed = [];
+    const head = torn ? '\n' : '';
+    const buf = Buffer.from(head + lines.join('') + batch.map((p) => p.line).join(''));
+    const res = await sink.write(buf);
+    if (!res.error) {
+      torn = false;
+      setWritable(true);
+      for (const p of batch) p.resolve();
+      return;
+    }
+    // Which lines landed whole: those do not need writing again.
+    let end = Buffer.byteLength(head);
+    const landed = (line: string) => (end += Buffer.byteLength(line)) <= res.written;
+    const stillOwed = lines.filter((l) => !landed(l));
+    const err = new AuditUnavailableError(res.error.code);
+    const refused: Pending[] = [];
+    for (const p of batch) (landed(p.line) ? p.resolve() : refused.push(p));
+    owed = [...stillOwed, ...owed];
+    for (const p of refused) {
+      owe(p, res.error.code);
+      p.reject(err);
+    }
+    torn = res.written > 0 && res.written < buf.length;
+    setWritable(false, res.error.code);
+  };
+
+  const pump = (): Promise<void> => {
+    if (writing) return writing;
+    if (queue.length === 0 && (owed.length === 0 || ok)) return Promise.resolve();
+    writing = (async () => {
+      try {
+        while (queue.length > 0 || (owed.length > 0 && !closed)) {
+          await writeBatch();
+          if (!ok && queue.length === 0) break; // retried by the timer, or by the next record
+        }
+      } finally {
+        writing = undefined;
+      }
+    })();
+    return writing;
+  };
+
   return {
     record(event) {
-      const { event: name, ...fields } = event;
-      logger.info({ event: name, ...fields }); // `event` first: what a reader scans for
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ line: format(event), event, resolve, reject });
+        void pump();
+      });
+    },
+    writable: () => ok,
+    async close() {
+      closed = true;
+      if (retry) clearInterval(retry);
+      retry = undefined;
+      // Bounded: on a stuck disk the process must still exit promptly on SIGTERM.
+      await Promise.race([pump(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await sink.close();
     },
   };
-}
-
-export type AuditDestination = ReturnType<typeof pino.destination>;
-
-/** 'stdout' (lines tagged "log":"audit"), or a file path opened for appending. */
-export function auditDestination(spec: string): AuditDestination {
-  return spec === 'stdout' ? pino.destination({ dest: 1, sync: false }) : pino.destination({ dest: spec, mkdir: true, append: true, sync: false });
-}
-
-// Errors whose decision has been recorded already (by the authenticator or the vendor), so the
-// app's error handler records the remaining ones (schema, rate limit, not ready) exactly once.
-const audited = new WeakSet<object>();
-
-export function markAudited(err: unknown): void {
-  if (typeof err === 'object' && err !== null) audited.add(err);
-}
-
-export function wasAudited(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && audited.has(err);
 }

@@ -1,155 +1,195 @@
-// JWT verification with @fastify/jwt for several trusted issuers.
+// Bearer-token authentication for several trusted issuers: Authorization header -> Principal.
 //
-// Threats: forged tokens (signature checked against the issuer's own keys), tokens from an
+// Threats: forged tokens (signature checked against the issuer's own keys, jws.ts), tokens from an
 // untrusted issuer (allow-list, checked before any key is fetched), algorithm confusion (per-
-// issuer algorithm allow-list; HS* only for an issuer configured with an HMAC secret; never
-// `none`), replay of stale tokens (exp required, nbf honoured, small clock skew), tokens minted
-// for another service (aud), and JWKS flooding with random `kid`s (one refresh per cooldown).
-import fastifyJwt from '@fastify/jwt';
+// issuer algorithm allow-list, each algorithm bound to one key type; HS* only for an issuer
+// configured with an HMAC secret; never `none`), lenient parsing (token.ts: duplicate members,
+// non-string kid, non-numeric times, crit), replay of stale or near-eternal tokens (exp required
+// and bounded by the issuer's maximum lifetime, nbf and iat honoured, small clock skew), tokens
+// minted for another service (aud), a hanging or abusive JWKS and rotation that is not honoured
+// (key-store.ts), and ambiguous requests (two Authorization headers, a scheme separator other than
+// spaces). Claims are checked before any key is fetched, so junk costs the identity provider
+// nothing beyond the key store's cooldown.
+//
+// An issuer whose keys cannot be had (JWKS unreachable past the staleness bound) gives 401
+// CV_TOKEN_INVALID "signing keys unavailable": without keys there is no authenticated caller, and
+// the refusal is audited like any other unauthenticated request.
+import { createHash, createPublicKey } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import buildGetJwks from 'get-jwks';
 import type { IssuerConfig } from '../config/schema.js';
-import { TokenInvalid, TokenMissing } from '../errors.js';
+import { AuthorizationAmbiguous, TokenInvalid, TokenMissing } from '../errors.js';
 import type { Principal } from '../policy/principal.js';
+import { createFetchJson, type FetchJson } from './fetch-json.js';
+import { ASYMMETRIC_ALGORITHMS, keyWeakness, verifySignature, type VerificationKey } from './jws.js';
+import { createKeyStore, type KeyStore } from './key-store.js';
+import { checkClaims, parseToken, TokenRejectedError, type RejectReason } from './token.js';
+
+/** Two Authorization headers: which one counts differs between proxies and us, so neither does. */
 
 export interface AuthOptions {
   readonly issuers: readonly IssuerConfig[];
   readonly clockSkewSeconds: number;
-  /** Minimum time between two JWKS fetches caused by an unknown kid, per issuer. */
+  /** Minimum time between two JWKS fetches caused by an unknown kid, per issuer (default 10 s, at most 15 s). */
   readonly jwksRefreshCooldownMs?: number;
+  /** Deadline of one JWKS refresh, OIDC discovery included (CREDVEND_JWKS_TIMEOUT_MS; default 3000). */
+  readonly jwksTimeoutMs?: number;
+  /** Largest JWKS or discovery document accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES; default 262144). */
+  readonly maxResponseBytes?: number;
+  /** Milliseconds since the epoch (default Date.now); token times and key staleness use it. */
+  readonly now?: () => number;
+  /** Test seam: how JWKS and discovery documents are fetched (default: bounded global fetch). */
+  readonly fetchJson?: FetchJson;
 }
 
 export type Authenticate = (request: FastifyRequest) => Promise<Principal>;
 
-const ASYMMETRIC_DEFAULT = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+export const DEFAULT_JWKS_REFRESH_COOLDOWN_MS = 10_000;
+export const MAX_JWKS_REFRESH_COOLDOWN_MS = 15_000;
+export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 262_144;
+// Fallbacks for an IssuerConfig built without the schema's defaults (the schema sets them).
+const DEFAULT_REFRESH_SECONDS = 300;
+const DEFAULT_MAX_STALE_SECONDS = 3600;
+const DEFAULT_MAX_LIFETIME_SECONDS = 86_400;
+
+// Verified signatures remembered, so a token presented many times (browsers, credential_process)
+// is checked once. The entry is keyed by the token's SHA-256 (fixed size, no collisions in
+// practice) and valid only for the key set generation it was verified under: a key removed by the
+// issuer invalidates it at once. Claims (exp, nbf, aud, ...) are checked on every request.
+const VERIFIED_CACHE_SIZE = 1000;
+
+type KeySource = { readonly kind: 'static'; readonly key: VerificationKey } | { readonly kind: 'jwks'; readonly store: KeyStore };
 
 interface TrustedIssuer {
   readonly config: IssuerConfig;
   readonly algorithms: ReadonlySet<string>;
-  key(header: { kid?: string; alg: string }): Promise<string>;
-}
-
-class RejectedToken extends Error {}
-
-function trustIssuer(config: IssuerConfig, cooldownMs: number): TrustedIssuer {
-  const algorithms = new Set<string>(config.algorithms ?? (config.hmacSecret ? ['HS256'] : ASYMMETRIC_DEFAULT));
-  if (config.publicKey || config.hmacSecret) {
-    const key = (config.publicKey ?? config.hmacSecret) as string;
-    return { config, algorithms, key: async () => key };
-  }
-  const url = config.jwksUri ? new URL(config.jwksUri) : undefined;
-  const jwks = buildGetJwks({
-    providerDiscovery: config.discovery,
-    ...(url ? { jwksPath: url.pathname + url.search } : {}),
-    ttl: 10 * 60_000,
-  });
-  const domain = url ? url.origin : config.issuer;
-  const known = new Set<string>();
-  let lastMiss = -Infinity;
-  return {
-    config,
-    algorithms,
-    async key({ kid, alg }) {
-      if (!kid) throw new RejectedToken('the token has no kid');
-      const id = `${alg}:${kid}`;
-      // An unknown kid may mean the issuer rotated its keys: refresh once, then hold off, so
-      // random kids cannot turn us into a request amplifier against the issuer's JWKS endpoint.
-      if (!known.has(id)) {
-        const now = Date.now();
-        if (now - lastMiss < cooldownMs) throw new RejectedToken('unknown signing key');
-        lastMiss = now;
-      }
-      try {
-        const pem = await jwks.getPublicKey({ domain, alg, kid });
-        if (!known.has(id)) {
-          known.add(id);
-          lastMiss = -Infinity;
-        }
-        return pem;
-      } catch {
-        throw new RejectedToken('unknown signing key');
-      }
-    },
-  };
+  readonly maxTokenLifetimeSeconds: number;
+  readonly source: KeySource;
 }
 
 export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Authenticate {
-  const byIssuer = new Map(opts.issuers.map((i) => [i.issuer, trustIssuer(i, opts.jwksRefreshCooldownMs ?? 10_000)]));
-  const allAlgorithms = [...new Set([...byIssuer.values()].flatMap((i) => [...i.algorithms]))];
+  const cooldownMs = opts.jwksRefreshCooldownMs ?? DEFAULT_JWKS_REFRESH_COOLDOWN_MS;
+  if (!(cooldownMs >= 0 && cooldownMs <= MAX_JWKS_REFRESH_COOLDOWN_MS)) {
+    // Longer would let a flood of unknown kids delay a newly published key by more than 15 s.
+    throw new RangeError(`jwksRefreshCooldownMs must be between 0 and ${MAX_JWKS_REFRESH_COOLDOWN_MS}`);
+  }
+  const now = opts.now ?? Date.now;
+  const fetchJson = opts.fetchJson ?? createFetchJson({ maxBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES });
+  const byIssuer = new Map<string, TrustedIssuer>();
+  for (const config of opts.issuers) {
+    byIssuer.set(config.issuer, {
+      config,
+      algorithms: new Set<string>(config.algorithms ?? (config.hmacSecret ? ['HS256'] : ASYMMETRIC_ALGORITHMS)),
+      maxTokenLifetimeSeconds: config.maxTokenLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS,
+      source: keySource(config, { cooldownMs, now, fetchJson, timeoutMs: opts.jwksTimeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS, log: app.log }),
+    });
+  }
+  const stores = [...byIssuer.values()].flatMap((i) => (i.source.kind === 'jwks' ? [i.source.store] : []));
+  // Keys are fetched as soon as the app is ready, not by the first caller; the schedule stops with it.
+  app.addHook('onReady', async () => stores.forEach((s) => s.start()));
+  app.addHook('onClose', async () => stores.forEach((s) => s.close()));
 
-  app.register(fastifyJwt, {
-    decode: { complete: true }, // the key callback needs the header (alg, kid) and payload (iss)
-    secret: async (_request: FastifyRequest, token: unknown) => {
-      const { header, payload } = token as { header: { kid?: string; alg: string }; payload: { iss?: unknown } };
-      const issuer = typeof payload?.iss === 'string' ? byIssuer.get(payload.iss) : undefined;
-      if (!issuer) throw new RejectedToken('untrusted issuer');
-      if (!issuer.algorithms.has(header.alg)) throw new RejectedToken(`algorithm ${header.alg} is not allowed for this issuer`);
-      return issuer.key(header);
-    },
-    verify: {
-      algorithms: allAlgorithms as never,
-      allowedIss: [...byIssuer.keys()],
-      clockTolerance: opts.clockSkewSeconds * 1000,
-      requiredClaims: ['exp', 'iss'],
-      // Browsers and credential_process present the same token for many requests: a verified
-      // token is remembered (bounded LRU, by token hash) until it expires or for a minute at most,
-      // so its RSA/ECDSA signature is checked once, not per request. Issuer and algorithm checks
-      // (the key callback above) still run on every request.
-      cache: 1000,
-      cacheTTL: 60_000,
-      cacheKeyBuilder: (token: string) => token, // the token itself: no hash to compute per request
-      // Accepts "Bearer <jwt>" and, for the AWS container-credentials route, the bare token
-      // that AWS SDKs send from AWS_CONTAINER_AUTHORIZATION_TOKEN.
-      extractToken: (request: FastifyRequest) => {
-        const h = request.headers.authorization;
-        if (!h) return undefined;
-        if (/^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
-        return (request.routeOptions.config as { rawTokenAuth?: boolean }).rawTokenAuth ? h.trim() : undefined;
-      },
-    },
-  });
+  const verified = new Map<string, string>();
+  const remember = (id: string, stamp: string) => {
+    verified.delete(id);
+    verified.set(id, stamp);
+    if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+  };
+
+  const verify = async (token: string): Promise<Principal> => {
+    const t = parseToken(token);
+    const iss = t.payload.iss;
+    if (iss === undefined) throw new TokenRejectedError('a required claim (exp, iss) is missing');
+    const issuer = typeof iss === 'string' ? byIssuer.get(iss) : undefined;
+    if (!issuer) throw new TokenRejectedError('untrusted issuer');
+    if (!issuer.algorithms.has(t.alg)) throw new TokenRejectedError('algorithm not allowed for this issuer');
+    const audiences = checkClaims(t.payload, {
+      now: now(),
+      clockSkewSeconds: opts.clockSkewSeconds,
+      maxTokenLifetimeSeconds: issuer.maxTokenLifetimeSeconds,
+      audiences: issuer.config.audiences,
+    });
+    const subject = t.payload[issuer.config.subjectClaim];
+    if (typeof subject !== 'string' || subject === '') throw new TokenInvalid(`missing ${issuer.config.subjectClaim} claim`);
+
+    const { keys, generation } = await keysFor(issuer.source, t.kid, t.alg);
+    const id = createHash('sha256').update(token).digest('base64url');
+    const stamp = `${issuer.config.issuer}\u0000${generation}`;
+    if (verified.get(id) !== stamp) {
+      if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature))) throw new TokenRejectedError('invalid signature');
+      remember(id, stamp);
+    }
+    return { issuer: issuer.config.issuer, subject, audiences, claims: t.payload };
+  };
 
   return async (request) => {
-    if (!request.headers.authorization) throw new TokenMissing();
-    let payload: Record<string, unknown>;
+    const token = bearerToken(request);
     try {
-      payload = await request.jwtVerify<Record<string, unknown>>();
+      return await verify(token);
     } catch (err) {
-      throw new TokenInvalid(reasonOf(err));
+      if (err instanceof TokenRejectedError) throw new TokenInvalid(err.reason);
+      throw err;
     }
-    const issuer = byIssuer.get(payload.iss as string);
-    if (!issuer) throw new TokenInvalid('untrusted issuer');
-    const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud.map(String) : [String(payload.aud)];
-    if (!aud.some((a) => issuer.config.audiences.includes(a))) throw new TokenInvalid('audience not accepted');
-    const subject = payload[issuer.config.subjectClaim];
-    if (typeof subject !== 'string' || subject === '') throw new TokenInvalid(`missing ${issuer.config.subjectClaim} claim`);
-    return { issuer: issuer.config.issuer, subject, audiences: aud, claims: payload };
   };
 }
 
-/** A short, fixed reason: library messages are not passed through (they may quote input). */
-function reasonOf(err: unknown): string {
-  if (err instanceof RejectedToken) return err.message;
-  const e = err as { code?: string; message?: string; cause?: unknown };
-  if (e.cause instanceof RejectedToken) return e.cause.message;
-  switch (e.code) {
-    case 'FST_JWT_NO_AUTHORIZATION_IN_HEADER':
-    case 'FST_JWT_BAD_REQUEST':
-      return 'expected "Authorization: Bearer <token>"';
-    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
-      return 'expired';
-    case 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED':
-      return 'untrusted';
-    default:
-      break;
+async function keysFor(source: KeySource, kid: string | undefined, alg: string): Promise<{ keys: readonly VerificationKey[]; generation: number }> {
+  if (source.kind === 'static') return { keys: [source.key], generation: 0 };
+  if (kid === undefined) throw new TokenRejectedError('the token has no kid');
+  let found = source.store.lookup(kid, alg);
+  if (found.status !== 'found') {
+    await source.store.demand();
+    found = source.store.lookup(kid, alg);
   }
-  const m = e.message ?? '';
-  if (/not active yet|inactive/i.test(m)) return 'not valid yet (nbf)';
-  if (/iss/i.test(m) && /not allowed|invalid/i.test(m)) return 'untrusted issuer';
-  if (/aud/i.test(m)) return 'audience not accepted';
-  if (/algorithm/i.test(m)) return 'algorithm not allowed';
-  if (/signature/i.test(m)) return 'invalid signature';
-  if (/malformed|invalid token|format/i.test(m)) return 'malformed token';
-  if (/required claim|missing/i.test(m)) return 'a required claim (exp, iss) is missing';
-  return 'invalid token';
+  if (found.status === 'unavailable') throw new TokenRejectedError('signing keys unavailable');
+  if (found.status === 'unknown') throw new TokenRejectedError('unknown signing key');
+  return found;
 }
+
+function keySource(
+  config: IssuerConfig,
+  deps: { cooldownMs: number; timeoutMs: number; now: () => number; fetchJson: FetchJson; log: FastifyInstance['log'] },
+): KeySource {
+  if (config.hmacSecret !== undefined) return { kind: 'static', key: { kind: 'secret', secret: Buffer.from(config.hmacSecret, 'utf8') } };
+  if (config.publicKey !== undefined) {
+    const key = createPublicKey(config.publicKey);
+    const weakness = keyWeakness(key);
+    // Refused at start-up: a weak configured key would accept forgeries for as long as it runs.
+    if (weakness) throw new RangeError(`issuer ${config.issuer}: publicKey is unusable: ${weakness}`);
+    return { kind: 'static', key: { kind: 'public', key } };
+  }
+  const store = createKeyStore({
+    issuer: config.issuer,
+    jwksUri: config.jwksUri,
+    refreshIntervalMs: (config.jwksRefreshSeconds ?? DEFAULT_REFRESH_SECONDS) * 1000,
+    maxStaleMs: (config.jwksMaxStaleSeconds ?? DEFAULT_MAX_STALE_SECONDS) * 1000,
+    cooldownMs: deps.cooldownMs,
+    timeoutMs: deps.timeoutMs,
+    fetchJson: deps.fetchJson,
+    now: deps.now,
+    log: deps.log,
+  });
+  return { kind: 'jwks', store };
+}
+
+// RFC 6750 §2.1 / RFC 9110 §11.4: scheme (case-insensitive), one or more SP, then the token. Only
+// SP: `\s` would also take NBSP and other separators that intermediaries read differently.
+const BEARER = /^bearer +(\S+)$/i;
+
+/** The token of the request's single Authorization header; bare tokens only on rawTokenAuth routes. */
+function bearerToken(request: FastifyRequest): string {
+  const raw = request.raw.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === 'authorization') count += 1;
+  // Node keeps the first of two Authorization headers; a proxy in front may keep the last.
+  if (count > 1) throw new AuthorizationAmbiguous();
+  const h = request.headers.authorization;
+  if (!h) throw new TokenMissing();
+  const m = BEARER.exec(h);
+  if (m) return m[1] as string;
+  if ((request.routeOptions.config as { rawTokenAuth?: boolean }).rawTokenAuth && /^\S+$/.test(h)) return h;
+  throw new TokenInvalid(BAD_SCHEME);
+}
+
+const BAD_SCHEME = 'expected "Authorization: Bearer <token>"';
+

@@ -2,9 +2,34 @@
 // validated: everything downstream receives a frozen, typed Config.
 import { z } from 'zod';
 import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
+import { hasIamSpecialChars, keyPathProblems } from '../policy/keys.js';
+import { PLACEHOLDER, templateClaims } from '../policy/templates.js';
 
 const durationSeconds = z.number().int().min(900).max(43_200);
 const nonEmpty = z.string().min(1);
+
+const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * A YAML/JSON mapping, validated key by key into a Map. z.record skips a `__proto__` key without a
+ * word (JSON.parse and yaml keep it as an own key), so a profile or a claim condition named so
+ * would vanish, and a vanished claim condition widens who matches. Here every own key is
+ * validated, and the result never sits on an object prototype. `max` is checked first, alone:
+ * 40,000 invalid entries must cost one problem, not 160,000.
+ */
+function mapping<K extends z.ZodType<string, string>, V extends z.ZodType>(key: K, value: V, max: number, what: string) {
+  return z
+    .custom<Record<string, unknown>>(isMapping, `expected a mapping of ${what}`)
+    .refine((o) => Object.keys(o).length <= max, `at most ${max} ${what}`)
+    .transform((o) => new Map(Object.entries(o)))
+    .pipe(z.map(key, value));
+}
+
+/** A mapping read into a plain object; `__proto__` is refused, never silently dropped. */
+function record<V extends z.ZodType>(key: z.ZodType<string, string>, value: V, max: number, what: string) {
+  const ownKey = key.refine((k) => k !== '__proto__', '__proto__ is not allowed as a name');
+  return mapping(ownKey, value, max, what).transform((m) => Object.fromEntries(m));
+}
 
 /** A claim condition: exact string, or a glob with `*` (any run of characters). */
 const claimCondition = z.union([z.string(), z.number(), z.boolean()]).transform(String);
@@ -13,15 +38,46 @@ export const matchSchema = z
   .object({
     iss: z.union([nonEmpty, z.array(nonEmpty).min(1)]).optional(),
     aud: z.union([nonEmpty, z.array(nonEmpty).min(1)]).optional(),
-    claims: z.record(nonEmpty, z.union([claimCondition, z.array(claimCondition).min(1)])).default({}),
+    claims: record(nonEmpty, z.union([claimCondition, z.array(claimCondition).min(1)]), 100, 'claim conditions').default({}),
   })
   .strict();
 
-// Templates reference claims as {name} or {nested.name}; validated again when filled. Unbalanced
-// braces would otherwise leak literally into a prefix or a tag.
+// A placeholder names a claim path: dot-separated names, none empty. `{..}` or `{a.}` name no
+// claim and only look like path tricks in the template.
+const CLAIM_PATH = /^[^.]+(?:\.[^.]+)*$/;
+
+// Templates reference claims as {name} or {nested.name} (the PLACEHOLDER pattern of the filling
+// code, so both read a template alike); validated again when filled. Unbalanced braces would
+// otherwise leak literally into a prefix or a tag.
 const template = z.string().max(1024).superRefine((t, ctx) => {
-  if (/[{}]/.test(t.replace(/\{[A-Za-z0-9_.:-]+\}/g, ''))) {
+  if (/[{}]/.test(t.replace(PLACEHOLDER, ''))) {
     ctx.addIssue({ code: 'custom', message: `template "${t}": placeholders must look like {claim_name}` });
+  }
+  for (const name of templateClaims(t)) {
+    if (!CLAIM_PATH.test(name)) {
+      ctx.addIssue({ code: 'custom', message: `template "${t}": {${name}} is not a claim name (dot-separated names of [A-Za-z0-9_:-])` });
+    }
+  }
+});
+
+// The static text of a prefix reaches the IAM policy and the returned keys just as a requested
+// key does, so it obeys the request-key rules (policy/keys.ts): a `..` segment names another
+// tenant's objects for any client that normalises paths, and `*` `?` `$` are IAM wildcards and
+// policy variables (`${aws:username}`); escaped they become `${*}`, which Ceph RGW reads as a
+// wildcard. A placeholder stands for its encoded claim value: never empty, never '/', '.' or '..'
+// (encodeClaimSegment), so an 'x' in its place checks the text exactly.
+const prefixTemplate = template.superRefine((p, ctx) => {
+  if (p === '') return;
+  if (!p.endsWith('/')) ctx.addIssue({ code: 'custom', message: "must be empty or end with '/'" });
+  const staticText = p.replace(PLACEHOLDER, 'x');
+  for (const problem of keyPathProblems(staticText, 'key')) ctx.addIssue({ code: 'custom', message: problem });
+  if (hasIamSpecialChars(staticText)) {
+    ctx.addIssue({ code: 'custom', message: "must not contain '*', '?' or '$' outside placeholders (IAM wildcards and ${...} policy variables)" });
+  }
+  // Two placeholders in one segment are ambiguous: {a}{b} gives "xyz" for a="x",b="yz" and for
+  // a="xy",b="z", so two tenants would share a prefix. One placeholder per segment is injective.
+  if (!p.split('/').every((seg) => (seg.match(/\{[^}]*\}/g) ?? []).length <= 1)) {
+    ctx.addIssue({ code: 'custom', message: 'at most one {claim} placeholder per path segment' });
   }
 });
 
@@ -76,12 +132,7 @@ export const profileSchemaFor = (opts: SchemaOptions) => z
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'must be an AWS region such as eu-west-1'),
     // Must be empty or end with '/': without the slash, tenant "alice" + key "2/x" would reach
     // tenant "alice2"'s objects.
-    prefix: template.refine((p) => p === '' || p.endsWith('/'), "must be empty or end with '/'")
-      .refine((p) => !p.startsWith('/'), "must not start with '/'")
-      // Two placeholders in one segment are ambiguous: {a}{b} gives "xyz" for a="x",b="yz" and for
-      // a="xy",b="z", so two tenants would share a prefix. One placeholder per segment is injective.
-      .refine((p) => p.split('/').every((seg) => (seg.match(/\{[^}]*\}/g) ?? []).length <= 1), 'at most one {claim} placeholder per path segment')
-      .default(''),
+    prefix: prefixTemplate.default(''),
     operations: z.array(z.enum(['upload', 'download'])).min(1).default(['upload', 'download']),
     maxKeys: z.number().int().min(1).max(1000).default(10),
     allowPrefixGrants: z.boolean().default(false),
@@ -94,7 +145,7 @@ export const profileSchemaFor = (opts: SchemaOptions) => z
     sessionPolicyArns: z.array(managedPolicyArn)
       .refine((a) => a.length <= 10, { message: 'at most 10 managed session policy ARNs', when: (ctx) => Array.isArray(ctx.value) })
       .default([]),
-    sessionTags: z.record(z.string().min(1).max(128), template).default({}),
+    sessionTags: record(z.string().min(1).max(128), template, 50, 'session tags').default({}),
     transitiveTagKeys: z.array(z.string().min(1).max(128)).default([]),
     sourceIdentity: template.optional(),
     externalId: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'must be 2-1224 chars of [\\w+=,.@:/-]').optional(),
@@ -136,6 +187,12 @@ export const issuerSchema = z
     algorithms: z.array(algorithm).min(1).optional(),
     /** The claim naming the caller; it becomes the RoleSessionName and SourceIdentity. */
     subjectClaim: nonEmpty.default('sub'),
+    /** Longest accepted `exp - now`: a leaked token with `exp` in year 9999 is refused. */
+    maxTokenLifetimeSeconds: z.number().int().min(60).max(604_800).default(86_400),
+    /** JWKS refetch interval: a key the issuer removed is refused within this time. */
+    jwksRefreshSeconds: z.number().int().min(10).max(86_400).default(300),
+    /** How long the last good JWKS serves while the issuer is unreachable; then its tokens are refused. */
+    jwksMaxStaleSeconds: z.number().int().min(60).max(604_800).default(3600),
   })
   .strict()
   .superRefine((iss, ctx) => {
@@ -152,21 +209,53 @@ export const issuerSchema = z
     if (iss.hmacSecret !== undefined && (iss.algorithms ?? []).some((a) => !a.startsWith('HS'))) {
       ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'an hmacSecret issuer accepts HS* algorithms only' });
     }
+    if (iss.jwksMaxStaleSeconds < iss.jwksRefreshSeconds) {
+      ctx.addIssue({ code: 'custom', path: ['jwksMaxStaleSeconds'], message: 'must be at least jwksRefreshSeconds (a healthy key set would expire between refreshes)' });
+    }
   });
+
+/** Bounds on the file, so a runaway or hostile file costs one problem, not minutes and gigabytes. */
+export const MAX_PROFILES = 1000;
+export const MAX_ISSUERS = 50;
+
+// Profile names appear in URLs, metrics labels, audit records and log lines: plain identifiers,
+// none that names a property of every JavaScript object.
+const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+const PROFILE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+export const profileNameSchema = z.string().superRefine((n, ctx) => {
+  if (!PROFILE_NAME.test(n)) ctx.addIssue({ code: 'custom', message: 'profile names are 1-64 characters of [A-Za-z0-9_-], starting with a letter' });
+  else if (RESERVED_NAMES.has(n)) ctx.addIssue({ code: 'custom', message: 'constructor and prototype are reserved names' });
+});
 
 export const fileSchemaFor = (opts: SchemaOptions) => z
   .object({
-    issuers: z.array(issuerSchema).min(1),
-    profiles: z.record(z.string().regex(/^[a-zA-Z0-9][\w.-]{0,63}$/, 'profile names are 1-64 chars of [A-Za-z0-9_.-]'), profileSchemaFor(opts))
-      .refine((p) => Object.keys(p).length > 0, 'at least one profile'),
+    // Counted before any entry is validated (the pipe stops there).
+    issuers: z.array(z.unknown()).max(MAX_ISSUERS, `at most ${MAX_ISSUERS} trusted issuers`).pipe(z.array(issuerSchema).min(1)),
+    profiles: mapping(profileNameSchema, profileSchemaFor(opts), MAX_PROFILES, 'profiles')
+      .refine((p) => p.size > 0, 'at least one profile'),
   })
   .strict()
+  .superRefine((file, ctx) => {
+    // One entry per issuer: with two, which keys and audiences verify a token would depend on
+    // lookup order, and the entry an operator reads (or edits to drop a compromised key) need not
+    // be the one in force. Checked even when other fields have problems (every problem at once).
+    const issuers: unknown = file.issuers;
+    if (!Array.isArray(issuers)) return;
+    const firstAt = new Map<string, number>();
+    issuers.forEach((iss: unknown, i) => {
+      const url = isMapping(iss) && typeof iss.issuer === 'string' ? iss.issuer : undefined;
+      if (url === undefined) return;
+      const first = firstAt.get(url);
+      if (first === undefined) firstAt.set(url, i);
+      else ctx.addIssue({ code: 'custom', path: ['issuers', i, 'issuer'], message: `${JSON.stringify(url)} is already listed at issuers.${first}: one entry per issuer` });
+    });
+  }, { when: (ctx) => isMapping(ctx.value) })
   .superRefine((file, ctx) => {
     // Tenant isolation across identity providers: with several trusted issuers, a profile that
     // accepts more than one of them and builds its prefix from claims would put subject "x" of
     // issuer A and subject "x" of issuer B (which B's owner may mint at will) in the same space.
     if (file.issuers.length < 2) return;
-    for (const [name, p] of Object.entries(file.profiles)) {
+    for (const [name, p] of file.profiles) {
       const iss = p.match.iss === undefined ? [] : Array.isArray(p.match.iss) ? p.match.iss : [p.match.iss];
       if (iss.length !== 1 && /\{/.test(p.prefix) && !p.prefix.includes('{iss}')) {
         ctx.addIssue({
@@ -185,6 +274,8 @@ const port = z.coerce.number().int().min(0).max(65_535);
 
 export const envSchema = z.object({
   CREDVEND_CONFIG_FILE: nonEmpty,
+  /** Largest profiles file read; checked before reading (a 50 MB YAML file took 1.8 GB to parse). */
+  CREDVEND_CONFIG_MAX_BYTES: z.coerce.number().int().min(1024).max(8_388_608).default(1_048_576),
   CREDVEND_HOST: z.string().default('0.0.0.0'),
   CREDVEND_PORT: port.default(8080),
   CREDVEND_ADMIN_HOST: z.string().default('0.0.0.0'),

@@ -6,12 +6,10 @@
 // AccessDenied — or, with an alias re-pointed later, grant use of a key nobody reviewed. So every
 // profile's key is resolved once, here, to the ARN of a usable key, and anything else stops the
 // service before it serves. Every problem is collected, not just the first.
-import { Agent } from 'node:https';
-import { Agent as HttpAgent } from 'node:http';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseKmsArn } from '../arn.js';
+import { createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, FALLBACK_DEADLINE_MS, networkErrorCode, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
 import { ConfigError, withProfiles, type Config, type Profile } from '../config/load.js';
 
 /** What DescribeKey told us about a key: only the fields the checks below need. */
@@ -40,24 +38,37 @@ export interface KmsClientOptions {
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxAttempts: number;
+  /** Largest KMS answer accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES); 256 KiB when not given. */
+  readonly maxResponseBytes?: number | undefined;
 }
+
+// Start-up describes a handful of keys, a few at a time: a small pool is plenty.
+const KMS_MAX_SOCKETS = 8;
+
+// The overall deadline of DescribeKey through a client kmsClientFactory built, derived from its
+// timeouts; createKmsDescriber finds it here so the two cannot disagree.
+const deadlines = new WeakMap<KMSClient, number>();
 
 /** A factory for the real client; server.ts passes it to createKmsDescriber. */
 export function kmsClientFactory(opts: KmsClientOptions): (region: string) => KMSClient {
-  return (region) =>
-    new KMSClient({
+  return (region) => {
+    const client = new KMSClient({
       region,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
       maxAttempts: opts.maxAttempts,
       retryMode: 'standard',
-      requestHandler: new NodeHttpHandler({
-        httpAgent: new HttpAgent(),
-        httpsAgent: new Agent(),
-        connectionTimeout: opts.connectTimeoutMs,
-        requestTimeout: opts.requestTimeoutMs,
+      // A KMS that hangs or answers without end would otherwise hold start-up (and /readyz) for ever.
+      requestHandler: createHttpHandler({
+        connectTimeoutMs: opts.connectTimeoutMs,
+        requestTimeoutMs: opts.requestTimeoutMs,
+        maxSockets: KMS_MAX_SOCKETS,
+        maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       }),
     });
+    deadlines.set(client, upstreamDeadlineMs(opts));
+    return client;
+  };
 }
 
 /** One client per region, created on first use; close() releases them once start-up is done. */
@@ -70,12 +81,14 @@ export function createKmsDescriber(newClient: (region: string) => KMSClient): Ke
         client = newClient(region);
         clients.set(region, client);
       }
+      const c = client;
       let out;
       try {
-        out = await client.send(new DescribeKeyCommand({ KeyId: keyId }));
+        out = await withDeadline(deadlines.get(c) ?? FALLBACK_DEADLINE_MS, undefined, (abortSignal) => c.send(new DescribeKeyCommand({ KeyId: keyId }), { abortSignal }));
       } catch (err) {
-        // Only the error name leaves this module: SDK messages are not ours to print.
-        throw new KeyDescribeError((err as { name?: string } | undefined)?.name ?? 'Unknown', { cause: err });
+        // Only the error name (or network code: smithy names a reset socket TimeoutError) leaves
+        // this module: SDK messages are not ours to print.
+        throw new KeyDescribeError(networkErrorCode(err) ?? (err as { name?: string } | undefined)?.name ?? 'Unknown', { cause: err });
       }
       const m = out.KeyMetadata;
       return {
@@ -97,7 +110,12 @@ const DESCRIBE_ERRORS: Record<string, string> = {
   AccessDeniedException: "access denied: the service's role needs kms:DescribeKey on this key",
   InvalidArnException: 'KMS rejected the key ARN',
   CredentialsProviderError: 'no AWS credentials to call KMS with',
+  BaseCredentialsUnavailableError: "the service's own AWS credentials are unavailable",
   TimeoutError: 'KMS did not answer in time',
+  DeadlineExceeded: 'KMS did not answer in time (retries included)',
+  ResponseTooLarge: 'KMS answered with more than CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES',
+  ECONNRESET: 'KMS closed the connection',
+  ECONNREFUSED: 'KMS refused the connection',
 };
 
 function describeFailure(err: unknown): string {

@@ -30,23 +30,32 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // store something other than what we granted.
 
 /**
- * Validates a key relative to the profile prefix. `kind` says whether it names an object or a
- * prefix (which must end with '/', so `team` cannot also match `teammate/...`).
+ * The path rules of an object key or a key prefix, every broken one in order (empty: none).
+ * `kind` says whether it names an object or a prefix (which must end with '/', so `team` cannot
+ * also match `teammate/...`). Shared with the configuration, whose prefix templates obey them too.
  */
+export function keyPathProblems(key: string, kind: 'key' | 'prefix'): string[] {
+  const problems: string[] = [];
+  if (kind === 'key' && key.length === 0) problems.push('must not be empty');
+  if (kind === 'prefix' && key !== '' && !key.endsWith('/')) problems.push("must end with '/'");
+  if (CONTROL.test(key)) problems.push('must not contain control characters');
+  if (!key.isWellFormed()) problems.push('must be valid Unicode');
+  if (key.startsWith('/')) problems.push("must not start with '/'");
+  if (key.includes('//')) problems.push("must not contain '//'");
+  const segments = key.split('/');
+  if (kind === 'prefix') segments.pop(); // the trailing '' after the final '/'
+  if (segments.some((s) => s === '.' || s === '..')) problems.push("must not contain '.' or '..' segments");
+  return problems;
+}
+
+/** Validates a key relative to the profile prefix: the first broken path rule, then the length. */
 export function validateRelativeKey(key: string, kind: 'key' | 'prefix', fullPrefix: string): void {
   const what = kind === 'key' ? 'key' : 'prefix';
   const fail = (msg: string): never => {
     throw new PolicyError('invalid_key', `${what} ${JSON.stringify(key.slice(0, 64))}: ${msg}`);
   };
-  if (kind === 'key' && key.length === 0) fail('must not be empty');
-  if (kind === 'prefix' && key !== '' && !key.endsWith('/')) fail("must end with '/'");
-  if (CONTROL.test(key)) fail('must not contain control characters');
-  if (!key.isWellFormed()) fail('must be valid Unicode');
-  if (key.startsWith('/')) fail("must not start with '/'");
-  if (key.includes('//')) fail("must not contain '//'");
-  const segments = key.split('/');
-  if (kind === 'prefix') segments.pop(); // the trailing '' after the final '/'
-  if (segments.some((s) => s === '.' || s === '..')) fail("must not contain '.' or '..' segments");
+  const [problem] = keyPathProblems(key, kind);
+  if (problem !== undefined) fail(problem);
   if (Buffer.byteLength(fullPrefix + key, 'utf8') > MAX_KEY_BYTES) {
     fail(`with the profile prefix it exceeds ${MAX_KEY_BYTES} UTF-8 bytes`);
   }

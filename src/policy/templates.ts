@@ -4,7 +4,8 @@ import { PolicyError } from './errors.js';
 import { scalarClaim } from './principal.js';
 import { encodeClaimSegment } from './keys.js';
 
-const PLACEHOLDER = /\{([A-Za-z0-9_.:-]+)\}/g;
+/** A `{claim}` placeholder (global: use with replace/matchAll); the configuration checks templates with it. */
+export const PLACEHOLDER = /\{([A-Za-z0-9_.:-]+)\}/g;
 
 /** The claim names a template reads, in order of first use. */
 export function templateClaims(template: string): string[] {

@@ -2,7 +2,6 @@
 // or the CLI can use credvend through AWS_CONTAINER_CREDENTIALS_FULL_URI and
 // AWS_CONTAINER_AUTHORIZATION_TOKEN (which the SDKs send as the bare Authorization value).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { vendContext } from './context.js';
 import type { RouteDeps } from './deps.js';
 import { containerCredentialsResponse, containerParams, containerQuery, errorResponses } from './schemas.js';
 
@@ -10,11 +9,11 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
   return async (app) => {
     app.get(
       '/v1/container-credentials/:profile',
-      { schema: { summary: 'AWS container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI)', params: containerParams, querystring: containerQuery, response: { 200: containerCredentialsResponse, ...errorResponses } }, onRequest: deps.authenticateHook, config: { rawTokenAuth: true, rateLimit: {} } },
+      { schema: { summary: 'AWS container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI)', params: containerParams, querystring: containerQuery, response: { 200: containerCredentialsResponse, ...errorResponses } }, onRequest: deps.authenticateHook, config: { decision: true, rawTokenAuth: true, rateLimit: {} } },
       async (request, reply) => {
         const { key, ...rest } = request.query;
         const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };
-        const { credentials: c } = await deps.vendor.vend(request.principal!, request.params.profile, req, vendContext(request));
+        const { credentials: c } = await deps.vendor.vend(request.principal!, request.params.profile, req, request.id, request.decision!);
         reply.header('cache-control', 'no-store');
         return { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken, Expiration: c.expiration.toISOString() };
       },

@@ -1,7 +1,6 @@
 // POST /v1/credentials: the core route. Thin: validate, vend, format.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Vended } from '../vend.js';
-import { vendContext } from './context.js';
 import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './schemas.js';
 import type { RouteDeps } from './deps.js';
 
@@ -9,10 +8,10 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/v1/credentials',
-      { schema: { summary: 'Short-lived credentials scoped to named objects', body: credentialsBody, querystring: credentialsQuery, response: { 200: credentialsAnyFormat, ...errorResponses } }, onRequest: deps.authenticateHook, config: { rateLimit: {} } },
+      { schema: { summary: 'Short-lived credentials scoped to named objects', body: credentialsBody, querystring: credentialsQuery, response: { 200: credentialsAnyFormat, ...errorResponses } }, onRequest: deps.authenticateHook, config: { decision: true, rateLimit: {} } },
       async (request, reply) => {
         const { profile, ...req } = request.body;
-        const vended = await deps.vendor.vend(request.principal!, profile, req, vendContext(request));
+        const vended = await deps.vendor.vend(request.principal!, profile, req, request.id, request.decision!);
         reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
         switch (request.query.format) {
           case 'process':

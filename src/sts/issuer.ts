@@ -3,12 +3,11 @@
 //
 // SDK exceptions are translated here into StsError with a bounded `code`: their messages can
 // carry request details and never reach a caller, a log line or a metric label as they are.
-import { Agent } from 'node:https';
-import { Agent as HttpAgent } from 'node:http';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS, FALLBACK_DEADLINE_MS, networkErrorCode, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
 import type { IssuancePlan } from '../policy/plan.js';
+import { BaseCredentialsUnavailableError } from './base-credentials.js';
 
 export interface IssuedCredentials {
   readonly accessKeyId: string;
@@ -24,8 +23,12 @@ export interface CallerIdentity {
 }
 
 export interface CredentialIssuer {
-  issue(plan: IssuancePlan): Promise<IssuedCredentials>;
-  callerIdentity(): Promise<CallerIdentity>;
+  /**
+   * Rejects with an StsError; with `signal.reason` as it is when `signal` aborts (shutdown); with
+   * BaseCredentialsUnavailableError when the service has no usable credentials of its own.
+   */
+  issue(plan: IssuancePlan, signal?: AbortSignal): Promise<IssuedCredentials>;
+  callerIdentity(signal?: AbortSignal): Promise<CallerIdentity>;
 }
 
 export type StsFailure = 'access_denied' | 'throttled' | 'timeout' | 'packed_policy_too_large' | 'rejected' | 'unavailable';
@@ -37,7 +40,14 @@ const KNOWN_CODES = new Set([
   'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TimeoutError', 'InvalidClientTokenId',
   'InvalidParameterValue', 'ValidationError', 'NoSuchEntity', 'NotFound', 'InvalidArgument', 'Unknown',
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CredentialsProviderError',
+  'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ResponseTooLarge', 'DeadlineExceeded',
 ]);
+
+const THROTTLING_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
+// Only a deadline of ours that passed: smithy's request, connect and socket timeouts
+// (TimeoutError, code ETIMEDOUT) and the overall deadline. A reset or refused connection is not
+// a timeout, whatever smithy names it.
+const TIMEOUT_CODES = new Set(['TimeoutError', 'ETIMEDOUT', 'DeadlineExceeded']);
 
 export class StsError extends Error {
   constructor(
@@ -45,6 +55,7 @@ export class StsError extends Error {
     readonly code: string,
     options?: { cause?: unknown },
   ) {
+    // Only kind and code: SDK messages can carry request details (ARNs, identities).
     super(`STS call failed: ${kind} (${code})`, options);
     this.name = 'StsError';
   }
@@ -57,37 +68,60 @@ interface SdkLikeError {
   $retryable?: { throttling?: boolean };
 }
 
+/** Classifies by error name, code and HTTP status, never by message text. */
 export function translateStsError(err: unknown): StsError {
   const e = (err ?? {}) as SdkLikeError;
-  const raw = e.name === 'Error' && e.code ? e.code : (e.name ?? 'Unknown');
+  const network = networkErrorCode(err);
+  const raw = network ?? (e.name === 'Error' && e.code ? e.code : (e.name ?? 'Unknown'));
   const code = KNOWN_CODES.has(raw) ? raw : 'other';
   const status = e.$metadata?.httpStatusCode;
   const kind = ((): StsFailure => {
-    if (/^(Throttling|ThrottlingException|RequestLimitExceeded)$/.test(raw) || e.$retryable?.throttling || status === 429) return 'throttled';
-    if (raw === 'TimeoutError' || raw === 'ETIMEDOUT' || raw === 'AbortError') return 'timeout';
+    if (THROTTLING_CODES.has(raw) || e.$retryable?.throttling || status === 429) return 'throttled';
+    // Reset, refused, broken pipe, unreachable: STS (or the path to it) is unavailable.
+    if (network) return 'unavailable';
+    if (TIMEOUT_CODES.has(raw) || e.code === 'ETIMEDOUT') return 'timeout';
     if (raw.startsWith('PackedPolicyTooLarge')) return 'packed_policy_too_large';
     if (raw.startsWith('AccessDenied') || status === 403) return 'access_denied';
     // S3-compatible STS servers answer in S3's XML error shape, which the SDK names Unknown or
     // NotFound: fall back to the HTTP status.
     if (status !== undefined && status >= 400 && status < 500) return 'rejected';
+    // 5xx, an oversized (ResponseTooLarge) or unparsable answer, any other failure.
     return 'unavailable';
   })();
   return new StsError(kind, code, { cause: err });
+}
+
+/** The BaseCredentialsUnavailableError behind `err`, thrown as is or kept as a cause by the SDK. */
+function baseCredentialsFailure(err: unknown): BaseCredentialsUnavailableError | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && typeof e === 'object' && e !== null; depth++) {
+    if (e instanceof BaseCredentialsUnavailableError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 export interface StsClientOptions {
   readonly region: string;
   readonly endpoint?: string | undefined;
   readonly credentials?: AwsCredentialIdentityProvider | undefined;
+  /** One attempt (connect, send, response headers); also the socket idle limit. */
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxAttempts: number;
+  /** Keep-alive sockets to STS (CREDVEND_STS_MAX_IN_FLIGHT); 64 when not given. */
+  readonly maxSockets?: number | undefined;
+  /** Largest STS answer accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES); 256 KiB when not given. */
+  readonly maxResponseBytes?: number | undefined;
 }
 
-/** One client for the process: keep-alive sockets, bounded timeouts, SDK standard retries (jittered backoff). */
+// The overall deadline of every call through a client createStsClient built, derived from its
+// timeouts; createStsIssuer finds it here so the two cannot disagree.
+const deadlines = new WeakMap<STSClient, number>();
+
+/** One client for the process: keep-alive sockets, bounded timeouts and answers, SDK standard retries (jittered backoff). */
 export function createStsClient(opts: StsClientOptions): STSClient {
-  const agentOpts = { keepAlive: true, maxSockets: 64 };
-  return new STSClient({
+  const client = new STSClient({
     region: opts.region,
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     ...(opts.credentials ? { credentials: opts.credentials } : {}),
@@ -96,37 +130,53 @@ export function createStsClient(opts: StsClientOptions): STSClient {
     // The middleware stack never changes after construction: resolve it once per command type
     // instead of on every send.
     cacheMiddleware: true,
-    requestHandler: new NodeHttpHandler({
-      httpAgent: new HttpAgent(agentOpts),
-      httpsAgent: new Agent(agentOpts),
-      connectionTimeout: opts.connectTimeoutMs,
-      requestTimeout: opts.requestTimeoutMs,
+    requestHandler: createHttpHandler({
+      connectTimeoutMs: opts.connectTimeoutMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      maxSockets: opts.maxSockets ?? DEFAULT_MAX_SOCKETS,
+      maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
     }),
   });
+  deadlines.set(client, upstreamDeadlineMs(opts));
+  return client;
 }
 
 export function createStsIssuer(client: STSClient): CredentialIssuer {
-  return {
-    async issue(plan) {
-      let out;
-      try {
-        out = await client.send(
-          new AssumeRoleCommand({
-            RoleArn: plan.roleArn,
-            RoleSessionName: plan.roleSessionName,
-            DurationSeconds: plan.durationSeconds,
-            // Always sent: without it the session would carry the role's full permissions.
-            Policy: plan.policy.json,
-            ...(plan.policyArns.length > 0 ? { PolicyArns: plan.policyArns.map((arn) => ({ arn })) } : {}),
-            ...(plan.tags.length > 0 ? { Tags: plan.tags.map((t) => ({ Key: t.Key, Value: t.Value })) } : {}),
-            ...(plan.transitiveTagKeys.length > 0 ? { TransitiveTagKeys: [...plan.transitiveTagKeys] } : {}),
-            SourceIdentity: plan.sourceIdentity,
-            ...(plan.externalId ? { ExternalId: plan.externalId } : {}),
-          }),
-        );
-      } catch (err) {
-        throw translateStsError(err);
+  const deadlineMs = deadlines.get(client) ?? FALLBACK_DEADLINE_MS;
+
+  // Every call: bounded by the overall deadline (retries and backoff included) and by the
+  // caller's signal; failures leave as StsError, except the two that are not STS's doing.
+  const send = async <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
+    try {
+      return await withDeadline(deadlineMs, signal, call);
+    } catch (err) {
+      // The caller gave up (shutdown, client gone): its reason, not an STS failure.
+      if (signal?.aborted) {
+        const reason: unknown = signal.reason;
+        throw reason;
       }
+      // The service cannot sign: 503 CV_BASE_CREDENTIALS_UNAVAILABLE, not an STS error.
+      const base = baseCredentialsFailure(err);
+      if (base) throw base;
+      throw translateStsError(err);
+    }
+  };
+
+  return {
+    async issue(plan, signal) {
+      const cmd = new AssumeRoleCommand({
+        RoleArn: plan.roleArn,
+        RoleSessionName: plan.roleSessionName,
+        DurationSeconds: plan.durationSeconds,
+        // Always sent: without it the session would carry the role's full permissions.
+        Policy: plan.policy.json,
+        ...(plan.policyArns.length > 0 ? { PolicyArns: plan.policyArns.map((arn) => ({ arn })) } : {}),
+        ...(plan.tags.length > 0 ? { Tags: plan.tags.map((t) => ({ Key: t.Key, Value: t.Value })) } : {}),
+        ...(plan.transitiveTagKeys.length > 0 ? { TransitiveTagKeys: [...plan.transitiveTagKeys] } : {}),
+        SourceIdentity: plan.sourceIdentity,
+        ...(plan.externalId ? { ExternalId: plan.externalId } : {}),
+      });
+      const out = await send(signal, (abortSignal) => client.send(cmd, { abortSignal }));
       const c = out.Credentials;
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new StsError('unavailable', 'IncompleteResponse');
@@ -139,13 +189,9 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
         ...(out.PackedPolicySize !== undefined ? { packedPolicySize: out.PackedPolicySize } : {}),
       };
     },
-    async callerIdentity() {
-      try {
-        const out = await client.send(new GetCallerIdentityCommand({}));
-        return { account: out.Account ?? '', arn: out.Arn ?? '' };
-      } catch (err) {
-        throw translateStsError(err);
-      }
+    async callerIdentity(signal) {
+      const out = await send(signal, (abortSignal) => client.send(new GetCallerIdentityCommand({}), { abortSignal }));
+      return { account: out.Account ?? '', arn: out.Arn ?? '' };
     },
   };
 }

@@ -12,7 +12,8 @@ import { exportSPKI } from 'jose';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { auditDestination, createAuditLog, type AuditEvent } from '../../src/audit/audit.js';
+import { AuditUnavailableError, createAuditLog, type AuditEvent } from '../../src/audit/audit.js';
+import { fileSink, streamSink, type AuditSink } from '../../src/audit/sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';
@@ -259,7 +260,7 @@ describe('credentials.failed before any AWS call', () => {
     const app = await buildApp({
       config,
       issuer: { issue, callerIdentity: vi.fn() },
-      audit: createAuditLog(sink),
+      audit: createAuditLog(streamSink(sink)),
       metrics: createMetrics({ version: 'test', defaultMetrics: false }),
       logger: pino({ level: 'silent' }),
       readiness: createReadiness('ready'),
@@ -411,27 +412,29 @@ describe('the audit log on its own', () => {
     expiration: '2030-01-01T00:00:00.000Z',
   };
 
-  it('redacts secret-named fields should one be passed in by mistake', () => {
+  it('redacts secret-named fields should one be passed in by mistake', async () => {
     const sink = new LineSink();
-    const audit = createAuditLog(sink);
-    audit.record({ ...issued, secretAccessKey: 'SECRET-1', sessionToken: 'TOKEN-1', subject: { iss: ISSUER, sub: 'a', claims: {}, jwt: 'JWT-1' } } as unknown as AuditEvent);
+    const audit = createAuditLog(streamSink(sink));
+    await audit.record({ ...issued, secretAccessKey: 'SECRET-1', sessionToken: 'TOKEN-1', subject: { iss: ISSUER, sub: 'a', claims: {}, jwt: 'JWT-1' } } as unknown as AuditEvent);
     expect(sink.lines).toHaveLength(1);
     for (const s of ['SECRET-1', 'TOKEN-1', 'JWT-1']) expect(sink.lines[0]).not.toContain(s);
     expect(sink.records()[0]).toMatchObject({ secretAccessKey: '[REDACTED]', sessionToken: '[REDACTED]', accessKeyId: 'ASIAEXAMPLE' });
   });
 
-  it('auditDestination(path) appends JSON lines to a file, creating its directory', async () => {
+  it('fileSink(path) appends JSON lines to a file, creating its directory; a record resolves once written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'credvend-audit-'));
     try {
       const path = join(dir, 'nested', 'audit.log');
-      const first = auditDestination(path);
-      await once(first, 'ready');
+      const sink = fileSink(path);
       writeFileSync(path, '{"earlier":"record"}\n', { flag: 'a' });
-      const audit = createAuditLog(first);
-      audit.record(issued);
-      audit.record({ event: 'credentials.denied', requestId: 'r-2', clientIp: '10.0.0.2', errorCode: 'CV_TOKEN_MISSING', reason: 'unauthenticated' });
-      first.end();
-      await once(first, 'close');
+      const audit = createAuditLog(sink);
+      await Promise.all([
+        audit.record(issued),
+        audit.record({ event: 'credentials.denied', requestId: 'r-2', clientIp: '10.0.0.2', errorCode: 'CV_TOKEN_MISSING', reason: 'unauthenticated' }),
+      ]);
+      // Handed to the OS when the promise resolved: readable now, before close.
+      expect(readFileSync(path, 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
+      await audit.close();
       const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
       const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(parsed).toHaveLength(3);

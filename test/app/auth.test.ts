@@ -1,6 +1,10 @@
-// Authentication through the real @fastify/jwt plugin: every way a token can be wrong is a 401
-// problem+json, audited, and reaches no AWS call.
-import { createServer, type Server } from 'node:http';
+// Authentication through the real app: every way a token can be wrong is a 401 problem+json
+// (400 for an ambiguous request), audited, and reaches no AWS call. Tokens that must be accepted
+// are shown to GET /v1/profiles, which authenticates exactly as issuance does but calls no STS.
+// The JWKS key lifecycle against a switchable loopback issuer is in auth-jwks.test.ts, the pure
+// token rules in test/unit/auth-token.test.ts.
+import { generateKeyPairSync, KeyObject, sign as cryptoSign, type webcrypto } from 'node:crypto';
+import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -16,8 +20,10 @@ afterEach(async () => {
 });
 
 const body = { profile: 'uploads', operation: 'upload', keys: ['a.txt'] };
-const post = (authorization: string | undefined) =>
-  h.app.inject({ method: 'POST', url: '/v1/credentials', headers: authorization === undefined ? {} : { authorization }, payload: body });
+const post = (authorization: string | string[] | undefined) =>
+  h.app.inject({ method: 'POST', url: '/v1/credentials', headers: (authorization === undefined ? {} : { authorization }) as OutgoingHttpHeaders, payload: body });
+/** Authenticates as issuance does, without an STS call: 200 means the token was accepted. */
+const accepted = async (authorization: string) => (await h.app.inject({ method: 'GET', url: '/v1/profiles', headers: { authorization } })).statusCode;
 
 function expect401(res: Awaited<ReturnType<typeof post>>, code: string, detail?: RegExp) {
   expect(res.statusCode).toBe(401);
@@ -60,8 +66,7 @@ describe('authentication', () => {
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '30' } });
     const { privateKey } = await testKeys();
     const exp = Math.floor(Date.now() / 1000) - 5;
-    const res = await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { expiresIn: exp })}`);
-    expect(res.statusCode).toBe(200);
+    expect(await accepted(`Bearer ${await sign({ sub: 'alice' }, privateKey, { expiresIn: exp })}`)).toBe(200);
   });
 
   it('a verified token is remembered for speed, but never past its exp', async () => {
@@ -69,8 +74,8 @@ describe('authentication', () => {
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '0' } });
     const { privateKey } = await testKeys();
     const token = await sign({ sub: 'alice' }, privateKey, { expiresIn: Math.floor(Date.now() / 1000) + 2 });
-    expect((await post(`Bearer ${token}`)).statusCode).toBe(200);
-    expect((await post(`Bearer ${token}`)).statusCode).toBe(200); // served from the cache
+    expect(await accepted(`Bearer ${token}`)).toBe(200);
+    expect(await accepted(`Bearer ${token}`)).toBe(200); // served from the cache
     await new Promise((r) => setTimeout(r, 2600));
     const late = await post(`Bearer ${token}`);
     expect(late.statusCode).toBe(401);
@@ -148,8 +153,7 @@ describe('authentication', () => {
     const secret = 'dev-secret-dev-secret-dev-secret-0123';
     h = await buildHarness({ issuers: [{ issuer: 'http://dev.local', audiences: ['credvend'], hmacSecret: secret }], profiles: { dev: { roleArn: 'arn:aws:iam::123456789012:role/dev', bucket: 'dev-bucket', region: 'eu-west-1', prefix: 'dev/{sub}/', match: {} } } });
     const hs = await new SignJWT({ sub: 'dev' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('http://dev.local').setAudience('credvend').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
-    const ok = await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${hs}` }, payload: { profile: 'dev', operation: 'upload', keys: ['x'] } });
-    expect(ok.statusCode).toBe(200);
+    expect(await accepted(`Bearer ${hs}`)).toBe(200);
   });
 });
 
@@ -165,23 +169,16 @@ describe('JWKS issuers', () => {
     return { url: `http://127.0.0.1:${port}/keys`, hits: () => hits };
   }
 
-  it('verifies with keys fetched from the JWKS URL, caches them, and refreshes once for an unknown kid', async () => {
+  it('verifies with keys fetched from the JWKS URL at start-up and caches them', async () => {
     const k1 = await generateKeyPair('RS256', { extractable: true });
-    const k2 = await generateKeyPair('RS256', { extractable: true });
     const published = [{ ...(await exportJWK(k1.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }];
     const jwks = await serveJwks(() => published);
     h = await buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwksUri: jwks.url }] });
 
     const t1 = await sign({ sub: 'alice' }, k1.privateKey, { kid: 'k1' });
-    expect((await post(`Bearer ${t1}`)).statusCode).toBe(200);
-    expect((await post(`Bearer ${t1}`)).statusCode).toBe(200);
-    expect(jwks.hits()).toBe(1); // cached
-
-    // Key rotation: the issuer publishes k2; a token with the new kid triggers one refresh.
-    published.push({ ...(await exportJWK(k2.publicKey)), kid: 'k2', alg: 'RS256', use: 'sig' });
-    const t2 = await sign({ sub: 'alice' }, k2.privateKey, { kid: 'k2' });
-    expect((await post(`Bearer ${t2}`)).statusCode).toBe(200);
-    expect(jwks.hits()).toBe(2);
+    expect(await accepted(`Bearer ${t1}`)).toBe(200);
+    expect(await accepted(`Bearer ${t1}`)).toBe(200);
+    expect(jwks.hits()).toBe(1); // fetched once when the app became ready; rotation: auth-jwks.test.ts
   });
 
   it('does not let random kids flood the issuer JWKS endpoint', async () => {
@@ -195,5 +192,123 @@ describe('JWKS issuers', () => {
       expect((await post(`Bearer ${t}`)).statusCode).toBe(401);
     }
     expect(jwks2.hits()).toBe(1);
+  });
+});
+
+describe('strict tokens', () => {
+  const now = () => Math.floor(Date.now() / 1000);
+  const claims = () => `"iss":${JSON.stringify(ISSUER)},"aud":${JSON.stringify(AUDIENCE)},"exp":${now() + 300}`;
+
+  /** Header and payload given as literal JSON text (duplicates and all), signed with the trusted key. */
+  async function rawToken(header: string, payload: string): Promise<string> {
+    const key = KeyObject.from((await testKeys()).privateKey as unknown as webcrypto.CryptoKey);
+    const input = `${Buffer.from(header).toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+    return `${input}.${cryptoSign('sha256', Buffer.from(input), key).toString('base64url')}`;
+  }
+
+  it('accepts the literal JSON of rawToken when nothing is wrong (control)', async () => {
+    h = await buildHarness();
+    expect(await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice",${claims()}}`)}`)).toBe(200);
+  });
+
+  it('401 for duplicate members in the payload', async () => {
+    // Attack stopped: "sub":"alice","sub":"mallory" got a grant under mallory (last member won).
+    h = await buildHarness();
+    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","sub":"mallory",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
+    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"https://evil.example.com",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
+  });
+
+  it('401 for duplicate members in the JOSE header', async () => {
+    // Attack stopped: {"alg":"none","alg":"RS256"}, read as unsigned by a component that takes the first.
+    h = await buildHarness();
+    expect401(await post(`Bearer ${await rawToken('{"alg":"none","alg":"RS256"}', `{"sub":"alice",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
+  });
+
+  it('401 for exp beyond the issuer maximum lifetime (default 24 h)', async () => {
+    // Attack stopped: a leaked token with exp in year 9999 or 1e300 working forever.
+    h = await buildHarness();
+    for (const exp of ['253402300799', '1e300', String(now() + 86_400 + 3600)]) {
+      const token = await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":${exp}}`);
+      expect401(await post(`Bearer ${token}`), 'CV_TOKEN_INVALID', /lifetime exceeds/);
+    }
+  });
+
+  it('honours a per-issuer maxTokenLifetimeSeconds', async () => {
+    h = await buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: await exportSPKI((await testKeys()).publicKey), algorithms: ['RS256'], maxTokenLifetimeSeconds: 600 }] });
+    expect(await accepted(`Bearer ${await h.token({ sub: 'alice' }, { expiresIn: '9m' })}`)).toBe(200);
+    expect401(await post(`Bearer ${await h.token({ sub: 'alice' }, { expiresIn: '20m' })}`), 'CV_TOKEN_INVALID', /lifetime exceeds/);
+  });
+
+  it('401 for iat in the future beyond the clock skew, or not a number', async () => {
+    // Attack stopped: tokens minted ahead of time (or on a wrong clock); "iat":"..." compared as text.
+    h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '30' } });
+    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 86_400},${claims()}}`)}`), 'CV_TOKEN_INVALID', /iat/);
+    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":"${now()}",${claims()}}`)}`), 'CV_TOKEN_INVALID', /must be numbers/);
+    expect(await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 10},${claims()}}`)}`)).toBe(200);
+  });
+
+  it('401 for a kid that is not a string', async () => {
+    // Attack stopped: ["k1"] or 7 matching a cached key "k1" / "7" through string coercion.
+    h = await buildHarness();
+    for (const kid of ['["k1"]', '7', '{"k":1}']) {
+      expect401(await post(`Bearer ${await rawToken(`{"alg":"RS256","kid":${kid}}`, `{"sub":"alice",${claims()}}`)}`), 'CV_TOKEN_INVALID', /kid must be a string/);
+    }
+  });
+
+  it('refuses an RSA public key under 2048 bits at start-up', async () => {
+    // Attack stopped: a factorable configured key letting anyone mint tokens for as long as it runs.
+    const weak = generateKeyPairSync('rsa', { modulusLength: 512 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    await expect(buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: weak, algorithms: ['RS256'] }] })).rejects.toThrow(/512 bits/);
+  });
+
+  it('400 problem+json for two Authorization headers', async () => {
+    // Attack stopped: a proxy checking one header while we use the other (Node keeps the first).
+    h = await buildHarness();
+    const good = await h.token();
+    const res = await post([`Bearer ${good}`, 'Bearer x.y.z']);
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ code: 'CV_BAD_REQUEST', detail: 'send exactly one Authorization header' });
+    expect(h.sts.commandCalls(AssumeRoleCommand)).toHaveLength(0);
+  });
+
+  it('401 for anything but spaces between Bearer and the token', async () => {
+    // Attack stopped: NBSP or tab separators that an intermediary parses differently from us.
+    h = await buildHarness();
+    const token = await h.token();
+    for (const sep of ['\u00a0', '\t', '']) expect401(await post(`Bearer${sep}${token}`), 'CV_TOKEN_INVALID', /expected "Authorization: Bearer <token>"/);
+    expect401(await post(`Bearer ${token} extra`), 'CV_TOKEN_INVALID');
+  });
+
+  it('accepts what the RFCs allow: any case of "Bearer", and an aud array with one of ours', async () => {
+    h = await buildHarness();
+    const token = await h.token();
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) expect(await accepted(`${scheme} ${token}`)).toBe(200);
+    expect(await accepted(`Bearer  ${token}`)).toBe(200); // RFC 9110: 1*SP
+    expect(await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"${ISSUER}","aud":["other","${AUDIENCE}"],"exp":${now() + 300}}`)}`)).toBe(200);
+  });
+
+  it('never echoes caller-chosen text in the error detail', async () => {
+    // Attack stopped: reflected content (log/HTML injection, oversized bodies) through the 401 detail.
+    h = await buildHarness();
+    const alg = `<script>alert(1)</script>${'A'.repeat(4000)}`;
+    const res = await post(`Bearer ${await rawToken(JSON.stringify({ alg }), `{"sub":"alice",${claims()}}`)}`);
+    expect401(res, 'CV_TOKEN_INVALID');
+    expect(res.json().detail).toBe('The token was rejected: algorithm not allowed for this issuer');
+    expect(res.body).not.toContain('<script>');
+  });
+
+  it('does not print fast-jwt\'s cache-key security warning (no custom cache key builder)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.name);
+    process.on('warning', onWarning);
+    try {
+      h = await buildHarness();
+      await accepted(`Bearer ${await h.token()}`);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('FAST_JWT_CACHE_KEY_BUILDER_SECURITY_RISK');
   });
 });

@@ -173,6 +173,12 @@ const LABELS: Record<string, { type: string; labels: string[] }> = {
   credvend_base_credentials_expiry_timestamp_seconds: { type: 'gauge', labels: [] },
   credvend_build_info: { type: 'gauge', labels: ['node_version', 'version'] },
   credvend_ready: { type: 'gauge', labels: [] },
+  credvend_base_credentials_refresh_failures_total: { type: 'counter', labels: ['code'] },
+  credvend_audit_write_failures_total: { type: 'counter', labels: ['code'] },
+  credvend_audit_writable: { type: 'gauge', labels: [] },
+  credvend_requests_shed_total: { type: 'counter', labels: ['reason'] },
+  credvend_sts_in_flight: { type: 'gauge', labels: [] },
+  credvend_sts_queued: { type: 'gauge', labels: [] },
 };
 
 describe('GET /metrics after real traffic', () => {

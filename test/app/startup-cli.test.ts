@@ -3,7 +3,7 @@
 // admin listener is 503 until the checks passed. The child gets an explicit environment, never
 // this process's (no keys or profiles from the machine running the tests leak in).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -122,6 +122,48 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
       'profiles.bad-bucket.bucket: must be a valid S3 bucket name',
     ]) expect(err).toContain(expected);
     expect(child.stdout()).not.toContain('configuration OK');
+  });
+
+  it('validates CREDVEND_LOG_LEVEL with everything else: a bad level is one problem among all (exit 2)', async () => {
+    // Mistake: CREDVEND_LOG_LEVEL=verbose used to exit 1 with pino's own message, hiding every
+    // other problem, because the logger was built from the unvalidated environment.
+    const file = writeConfig({ 'bad-bucket': profile({ bucket: 'Not_A_Bucket' }) });
+    const child = run(['--check-config'], { ...baseEnv(file), CREDVEND_LOG_LEVEL: 'verbose', CREDVEND_PORT: 'eighty' });
+    expect(await child.exited).toBe(2);
+    const err = child.stderr();
+    expect(err).toContain('invalid configuration (3 problems)');
+    expect(err).toContain('env.CREDVEND_LOG_LEVEL: ');
+    expect(err).toContain('env.CREDVEND_PORT: ');
+    expect(err).toContain('profiles.bad-bucket.bucket: must be a valid S3 bucket name');
+    expect(err).not.toContain('unknown level');
+    expect(child.stdout()).toBe(''); // nothing was logged: no logger exists yet
+  });
+
+  it('refuses a 50 MB file by its size, at once, before reading it (exit 2)', async () => {
+    // Attack/mistake: 50 MB of YAML took 7.7 s and 1.8 GB to accept; 50 MB of junk was a V8 OOM.
+    const path = join(dir, 'huge.yaml');
+    writeFileSync(path, '');
+    truncateSync(path, 50 * 1024 * 1024); // sparse: nothing written, 50 MB to read
+    const child = run(['--check-config'], baseEnv(path));
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toContain(`${path}: is 52428800 bytes, over the limit of 1 MiB (set by CREDVEND_CONFIG_MAX_BYTES)`);
+  });
+
+  it('writes the whole capped problem list to a pipe before exiting, never a stack overflow (exit 2)', async () => {
+    // Mistake: 40,000 invalid profiles ended in "Maximum call stack size exceeded" (exit 1), and
+    // with stderr on a pipe the list was cut mid-line by process.exit().
+    const file = writeConfig(Object.fromEntries(Array.from({ length: 40_000 }, (_, i) => [`p${i}`, {}])));
+    const child = run(['--check-config'], baseEnv(file));
+    expect(await child.exited).toBe(2);
+    expect(child.stderr()).toBe('credvend: invalid configuration (1 problem):\n  - profiles: at most 1000 profiles\n');
+
+    const many = writeConfig(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${i}`, { prefix: `${'x'.repeat(900)}/../` }])));
+    const second = run(['--check-config'], baseEnv(many));
+    expect(await second.exited).toBe(2);
+    const lines = second.stderr().split('\n');
+    expect(lines).toHaveLength(1 + 50 + 1 + 1); // header, 50 problems, "… and K more", the final newline
+    expect(lines.at(-2)).toMatch(/^  … and \d+ more$/);
+    expect(lines.at(-1)).toBe('');
   });
 
   it('exits 0 for a good configuration, without AWS credentials or network (offline check)', async () => {

@@ -11,10 +11,11 @@ import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload }
 import pino from 'pino';
 import { buildApp } from '../../src/app.js';
 import { createAuditLog } from '../../src/audit/audit.js';
+import { streamSink, type AuditSink } from '../../src/audit/sink.js';
 import { loadConfig, withProfiles, type Config } from '../../src/config/load.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createReadiness, type Readiness } from '../../src/readiness.js';
-import { createStsIssuer } from '../../src/sts/issuer.js';
+import { createStsIssuer, type CredentialIssuer } from '../../src/sts/issuer.js';
 
 export const ISSUER = 'https://gitlab.example.com';
 export const AUDIENCE = 'credvend';
@@ -125,7 +126,18 @@ function fakeCredentials() {
   return c;
 }
 
-export async function buildHarness(opts: { profiles?: Record<string, unknown>; env?: Record<string, string>; issuers?: unknown[]; rateLimitRedis?: unknown } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  profiles?: Record<string, unknown>;
+  env?: Record<string, string>;
+  issuers?: unknown[];
+  rateLimitRedis?: unknown;
+  /** Where audit lines go (default: the harness's LineSink). */
+  auditSink?: AuditSink;
+  /** Wraps the mocked STS issuer (admission control, faults). */
+  wrapIssuer?: (issuer: CredentialIssuer) => CredentialIssuer;
+}
+
+export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const { publicKey, privateKey } = await testKeys();
   const pem = await exportSPKI(publicKey);
   const file = {
@@ -144,7 +156,9 @@ export async function buildHarness(opts: { profiles?: Record<string, unknown>; e
   const metrics = createMetrics({ version: 'test', defaultMetrics: false });
   const readiness = createReadiness('ready');
   const logger = pino({ level: 'debug' }, log);
-  const app = await buildApp({ config, issuer: createStsIssuer(client), audit: createAuditLog(audit), metrics, logger, readiness, now: Date.now, ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
+  const auditLog = createAuditLog(opts.auditSink ?? streamSink(audit), { metrics });
+  readiness.addCheck('audit_log', () => auditLog.writable()); // as server.ts wires it
+  const app = await buildApp({ config, issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)), audit: auditLog, metrics, logger, readiness, now: Date.now, ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
   await app.ready();
   return {
     app,
@@ -157,6 +171,7 @@ export async function buildHarness(opts: { profiles?: Record<string, unknown>; e
     token: (claims = { sub: 'alice' }, o = {}) => sign(claims, o.key ?? privateKey, o),
     async close() {
       await app.close();
+      await auditLog.close();
       capture([...audit.lines, ...log.lines]);
       sts.restore();
     },

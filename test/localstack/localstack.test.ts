@@ -10,6 +10,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createAuditLog } from '../../src/audit/audit.js';
+import { streamSink } from '../../src/audit/sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createKmsDescriber, kmsClientFactory } from '../../src/kms/resolve.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
@@ -71,7 +72,7 @@ describe.skipIf(!docker)('LocalStack: issuance with SSE-KMS', () => {
     const issuer = createStsIssuer(sts);
     const describer = createKmsDescriber(kmsClientFactory({ endpoint, credentials: baseCredentials.provider, requestTimeoutMs: 5000, connectTimeoutMs: 2000, maxAttempts: 2 }));
     const checked = await runStartupChecks({ config, issuer, baseCredentials, kms: describer, logger });
-    app = await buildApp({ config: checked.config, issuer, audit: createAuditLog(new LineSink()), metrics, logger, readiness: createReadiness('ready'), now: Date.now });
+    app = await buildApp({ config: checked.config, issuer, audit: createAuditLog(streamSink(new LineSink())), metrics, logger, readiness: createReadiness('ready'), now: Date.now });
     token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).setIssuer(ISSUER).setAudience('credvend').setExpirationTime('5m').sign(privateKey);
   }, 240_000);
 

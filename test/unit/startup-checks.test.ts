@@ -123,7 +123,7 @@ describe('runStartupChecks', () => {
     const { run, described } = setup({ noCredentials: true });
     const problems = await problemsOf(run());
     expect(problems).toEqual([
-      'no AWS credentials (CredentialsProviderError): expected an ECS task role, EKS IRSA / Pod Identity or instance metadata',
+      'no AWS credentials (FetchFailed: CredentialsProviderError): expected an ECS task role, EKS IRSA / Pod Identity or instance metadata',
       'KMS keys of profiles kms not checked: no AWS credentials',
     ]);
     expect(described).toEqual([]);

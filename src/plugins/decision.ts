@@ -1,0 +1,127 @@
+// The decision plugin: every request to a route with `config: { decision: true }` ends in exactly
+// one audit record and its metrics, written here and nowhere else.
+//
+// Threat: a credential that leaves the process unrecorded (the security team never sees it). So
+// the record is written in onSend, BEFORE the answer goes out, and an issued credential whose
+// record could not be handed to the operating system is replaced by 503 CV_AUDIT_UNAVAILABLE:
+// STS minted it, nobody receives it, and the owed record says so once the log recovers.
+//
+// Shutdown: each decision carries an AbortSignal; at the grace deadline `abortDecisions()` makes
+// every request still waiting on an upstream answer 503 CV_SHUTTING_DOWN, recorded like any other.
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AuditLog } from '../audit/audit.js';
+import { decisionRecord, type DecisionFacts, type Outcome } from '../audit/decision.js';
+import type { Config } from '../config/load.js';
+import { problemBody, toProblem, type HttpProblem } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { PolicyError } from '../policy/errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    decision?: DecisionFacts;
+  }
+  interface FastifyContextConfig {
+    /** Requests to this route are decisions: one audit record each (src/plugins/decision.ts). */
+    decision?: boolean;
+  }
+  interface FastifyInstance {
+    /** Ends every decision still in flight with `reason` (the shutdown deadline). */
+    abortDecisions(reason: Error): void;
+  }
+}
+
+export interface DecisionPluginOptions {
+  readonly audit: AuditLog;
+  readonly metrics: Metrics;
+  readonly config: Config;
+}
+
+interface Pending {
+  readonly controller: AbortController;
+  problem?: { readonly problem: HttpProblem; readonly err: unknown };
+}
+
+const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { audit, metrics, config }) => {
+  const pending = new WeakMap<FastifyRequest, Pending>();
+  const inFlight = new Set<AbortController>();
+  app.decorateRequest('decision', undefined);
+  app.decorate('abortDecisions', (reason: Error) => {
+    for (const c of inFlight) c.abort(reason);
+  });
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.routeOptions.config.decision) {
+      const controller = new AbortController();
+      inFlight.add(controller);
+      pending.set(request, { controller });
+      request.decision = { signal: controller.signal };
+    }
+    done();
+  });
+
+  // The error handler (app.ts) reports the problem it answered with; the record names its code.
+  app.decorateRequest('reportProblem', function (this: FastifyRequest, problem: HttpProblem, err: unknown) {
+    const p = pending.get(this);
+    if (p) p.problem = { problem, err };
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const p = pending.get(request);
+    const facts = request.decision;
+    if (!p || !facts) return payload;
+    pending.delete(request);
+    inFlight.delete(p.controller);
+    const outcome = outcomeOf(reply.statusCode, facts, p.problem);
+    if (!facts.profile) Object.assign(facts, requestedProfile(request, config));
+    if (!facts.subject && request.principal) facts.subject = { iss: request.principal.issuer, sub: request.principal.subject, claims: {} };
+    const ua = request.headers['user-agent'];
+    const record = decisionRecord(facts, { requestId: request.id, clientIp: request.ip, ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}) }, outcome);
+    try {
+      await audit.record(record);
+    } catch (err) {
+      // A refusal carries no credential: it goes out even unrecorded (its record is owed).
+      if (outcome.kind !== 'issued') return payload;
+      const problem = toProblem(err);
+      void reply.code(problem.status).headers(problem.headers ?? {}).type('application/problem+json');
+      return JSON.stringify(problemBody(problem, request.id));
+    }
+    if (outcome.kind === 'issued') metrics.issued.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
+    else if (outcome.kind === 'denied') metrics.denied.inc({ reason: outcome.reason });
+    return payload;
+  });
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    reportProblem(problem: HttpProblem, err: unknown): void;
+  }
+}
+
+function outcomeOf(status: number, facts: DecisionFacts, reported: Pending['problem']): Outcome {
+  if (status < 400 && facts.issued) return { kind: 'issued' };
+  const problem = reported?.problem;
+  const errorCode = problem?.code ?? 'CV_INTERNAL';
+  // A 4xx that an upstream answered (STS's PackedPolicyTooLarge) is a failure, not a denial.
+  if (status >= 500 || !problem || facts.upstreamCode !== undefined) return { kind: 'failed', errorCode, ...(errorCode === 'CV_SHUTTING_DOWN' ? { reason: 'shutdown' } : {}) };
+  const err = reported.err;
+  const reason =
+    err instanceof PolicyError ? err.reason
+    : status === 401 ? 'unauthenticated'
+    : status === 429 ? 'rate_limited'
+    : 'invalid_request';
+  return { kind: 'denied', errorCode, reason };
+}
+
+/** The profile and operation a failed request named, only when they are valid values. */
+function requestedProfile(request: FastifyRequest, config: Config): { profile?: string; operation?: string } {
+  const fields = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
+  const params = fields(request.params);
+  const query = fields(request.query);
+  const body = fields(request.body);
+  const profile = [params.profile, body.profile].find((v): v is string => typeof v === 'string' && config.profiles.has(v));
+  const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
+  return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
+}
+
+export default fp(decisionPlugin, { name: 'credvend-decision', fastify: '5.x' });
