@@ -10,7 +10,7 @@ import { StsError, type StsFailure } from './sts/issuer.js';
 
 export const TokenMissing = createError('CV_TOKEN_MISSING', 'An Authorization header with a bearer token is required', 401);
 export const TokenInvalid = createError('CV_TOKEN_INVALID', 'The token was rejected: %s', 401);
-export const AuthorizationAmbiguous = createError('CV_BAD_REQUEST', 'Send exactly one Authorization header', 400);
+export const AuthorizationAmbiguous = createError('CV_BAD_REQUEST', 'send exactly one Authorization header', 400);
 export const NotReady = createError('CV_NOT_READY', 'The service has not finished its start-up checks', 503);
 export const ShuttingDown = createError('CV_SHUTTING_DOWN', 'The service is shutting down; retry (another instance will answer)', 503);
 export const UriTooLong = createError('CV_URI_TOO_LONG', 'The request URI is too long', 414);

@@ -13,7 +13,7 @@ const read = (p: string) => readFileSync(new URL(p, root), 'utf8');
 
 // Labels Prometheus adds to every scraped series.
 const TARGET_LABELS = ['job', 'instance'];
-const REQUIRED_ALERTS = ['CredvendStsErrorRate', 'CredvendStsThrottling', 'CredvendDenialSpike', 'CredvendBaseCredentialsExpiring', 'CredvendNoIssuance', 'CredvendNotReady'];
+const REQUIRED_ALERTS = ['CredvendStsErrorRate', 'CredvendStsThrottling', 'CredvendDenialSpike', 'CredvendBaseCredentialsExpiring', 'CredvendNoIssuance', 'CredvendNotReady', 'CredvendAuditUnwritable', 'CredvendOverloaded', 'CredvendBaseCredentialsRefreshFailing'];
 
 interface Known {
   /** Series name -> the label names it carries. */
@@ -174,7 +174,7 @@ describe('ops/grafana/credvend-dashboard.json', () => {
 });
 
 describe('ops/prometheus/alerts.yml', () => {
-  it('has the six alerts, each with a severity, a duration, a summary and a runbook', () => {
+  it('has the nine alerts, each with a severity, a duration, a summary and a runbook', () => {
     const rules = alertRules();
     const names = rules.map((r) => r.alert);
     expect(new Set(names).size).toBe(names.length);

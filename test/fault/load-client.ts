@@ -9,6 +9,7 @@ async function run(spec: LoadSpec, stopped: () => boolean): Promise<void> {
   const until = Date.now() + spec.maxDurationMs;
   let sent = 0;
   let ok = 0;
+  let killed = false;
   let batch: Outcome[] = [];
   const flush = () => {
     if (batch.length === 0) return Promise.resolve();
@@ -18,12 +19,13 @@ async function run(spec: LoadSpec, stopped: () => boolean): Promise<void> {
   };
   const ticker = setInterval(() => void flush(), 100);
   const worker = async () => {
-    while (!stopped() && sent < spec.maxRequests && Date.now() < until) {
+    while (!stopped() && !killed && sent < spec.maxRequests && Date.now() < until) {
       sent += 1;
       const o = await requestCredentials(spec.url, spec.token, spec.body, spec.timeoutMs);
       batch.push(o);
       if (o.status === 200 && spec.kill && ++ok === spec.kill.afterOk) {
         process.kill(spec.kill.pid, 'SIGKILL'); // right after this 200, while the others are in flight
+        killed = true; // the requests in flight are the ones cut off; no new ones
       }
     }
   };
