@@ -448,6 +448,9 @@ describe('graceful shutdown', () => {
     // which keeps the request in flight for as long as the test needs.
     const kid = await issuer.addKey();
     const carol = await issuer.sign({ sub: 'carol' }, { kid });
+    // An unknown kid may trigger a JWKS fetch only once per cooldown (10 s) after the last fetch,
+    // the one at start-up included: wait that out, so this request does fetch.
+    await sleep(10_500);
     const gate = issuer.holdJwks();
     const pending = vendRaw(target, carol, { profile: 'uploads', operation: 'upload', keys: ['drain.txt'] });
     await gate.requested;
