@@ -1,0 +1,108 @@
+// Admission control in front of STS (src/sts/gate.ts): bounded calls in flight, a bounded queue
+// with a bounded wait, shedding with its own error, never an STS error.
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import type { IssuancePlan } from '../../src/policy/plan.js';
+import { gateIssuer, OverloadedError } from '../../src/sts/gate.js';
+import type { CredentialIssuer, IssuedCredentials } from '../../src/sts/issuer.js';
+
+const plan = {} as IssuancePlan;
+const creds: IssuedCredentials = { accessKeyId: 'ASIA', secretAccessKey: 's', sessionToken: 't', expiration: new Date() };
+
+/** An issuer whose calls stay pending until the test releases them, counting concurrency. */
+function heldIssuer() {
+  const waiting: (() => void)[] = [];
+  const state = { running: 0, peak: 0, calls: 0 };
+  const issuer: CredentialIssuer = {
+    issue: () =>
+      new Promise((resolve) => {
+        state.calls += 1;
+        state.running += 1;
+        state.peak = Math.max(state.peak, state.running);
+        waiting.push(() => {
+          state.running -= 1;
+          resolve(creds);
+        });
+      }),
+    callerIdentity: async () => ({ account: '1', arn: 'a' }),
+  };
+  const releaseAll = () => waiting.splice(0).forEach((r) => r());
+  return { issuer, state, releaseAll };
+}
+
+const tick = (ms = 10) => new Promise((r) => setTimeout(r, ms));
+
+describe('gateIssuer', () => {
+  it('never runs more than maxInFlight calls at once, and admits the queue in order as slots free', async () => {
+    // What it stops: more AssumeRole calls than sockets, whose wait for a socket would count
+    // against the SDK's connect timeout and come back as false STS timeouts.
+    const { issuer, state, releaseAll } = heldIssuer();
+    const gate = gateIssuer(issuer, { maxInFlight: 3, maxQueue: 100, queueTimeoutMs: 10_000 });
+    const all = Promise.all(Array.from({ length: 10 }, () => gate.issue(plan)));
+    for (let i = 0; i < 10 && state.calls < 10; i += 1) {
+      await tick();
+      expect(state.running).toBeLessThanOrEqual(3);
+      releaseAll();
+    }
+    await tick();
+    releaseAll();
+    expect(await all).toHaveLength(10);
+    expect(state.peak).toBe(3);
+  });
+
+  it('sheds at once when the queue is full (queue_full), counted in credvend_requests_shed_total', async () => {
+    const { issuer, releaseAll } = heldIssuer();
+    const metrics = createMetrics({ version: 't', defaultMetrics: false });
+    const gate = gateIssuer(issuer, { maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 10_000, metrics });
+    const first = gate.issue(plan);
+    const second = gate.issue(plan);
+    const started = Date.now();
+    await expect(gate.issue(plan)).rejects.toMatchObject({ name: 'OverloadedError', reason: 'queue_full' });
+    expect(Date.now() - started).toBeLessThan(50);
+    expect(await metrics.registry.metrics()).toMatch(/credvend_requests_shed_total\{reason="queue_full"\} 1/);
+    expect(await metrics.registry.metrics()).toMatch(/credvend_sts_queued 1/);
+    releaseAll();
+    await first;
+    await tick();
+    releaseAll();
+    await second;
+  });
+
+  it('a queued request waits at most queueTimeoutMs (queue_timeout), then leaves the queue', async () => {
+    const { issuer, state, releaseAll } = heldIssuer();
+    const gate = gateIssuer(issuer, { maxInFlight: 1, maxQueue: 10, queueTimeoutMs: 50 });
+    const first = gate.issue(plan);
+    const started = Date.now();
+    const err = await gate.issue(plan).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OverloadedError);
+    expect((err as OverloadedError).reason).toBe('queue_timeout');
+    expect(Date.now() - started).toBeLessThan(500);
+    releaseAll();
+    await first;
+    expect(state.calls).toBe(1); // the timed-out request never reached STS
+  });
+
+  it('an aborted request leaves the queue with the abort reason (shutdown), and frees nothing it did not hold', async () => {
+    const { issuer, state, releaseAll } = heldIssuer();
+    const gate = gateIssuer(issuer, { maxInFlight: 1, maxQueue: 10, queueTimeoutMs: 10_000 });
+    const first = gate.issue(plan);
+    const controller = new AbortController();
+    const queued = gate.issue(plan, controller.signal);
+    const reason = new Error('shutting down');
+    controller.abort(reason);
+    await expect(queued).rejects.toBe(reason);
+    const third = gate.issue(plan);
+    releaseAll();
+    await first;
+    await tick();
+    expect(state.running).toBe(1); // the third got the freed slot; the aborted one took none
+    releaseAll();
+    await third;
+  });
+
+  it('a failed call frees its slot', async () => {
+    const failing: CredentialIssuer = { issue: async () => Promise.reject(new Error('boom')), callerIdentity: async () => ({ account: '', arn: '' }) };
+    const gate = gateIssuer(failing, { maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10 });
+    for (let i = 0; i < 5; i += 1) await expect(gate.issue(plan)).rejects.toThrow('boom');
+  });
+});
