@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<void> {
   const metrics = createMetrics({ version: VERSION });
   const baseTimeoutMs = env.CREDVEND_BASE_CREDENTIALS_TIMEOUT_MS;
   const baseCredentials = createBaseCredentials({
-    source: defaultCredentialChain({ region, stsEndpoint: env.CREDVEND_STS_ENDPOINT, timeoutMs: baseTimeoutMs }),
+    source: defaultCredentialChain({ region, stsEndpoint: env.CREDVEND_STS_ENDPOINT, timeoutMs: baseTimeoutMs, maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES }),
     metrics,
     logger,
     timeoutMs: baseTimeoutMs,

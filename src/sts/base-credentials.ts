@@ -18,7 +18,9 @@ import { defaultProvider, type DefaultProviderInit } from '@aws-sdk/credential-p
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { Logger } from 'pino';
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../aws/http-handler.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { ContainerCredentialsError, fromContainerEndpoint, hasContainerEndpoint } from './container-credentials.js';
 
 /**
  * The service cannot sign: its own credentials are expired (or too close to expiry) and no
@@ -88,19 +90,36 @@ const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 
 /**
- * The SDK default chain. `region` and `stsEndpoint` are where the IRSA AssumeRoleWithWebIdentity
- * call goes (the same STS endpoint as ours, e.g. a VPC endpoint when STS is reached privately).
- * `timeoutMs` bounds each attempt of the chain's own HTTP calls, so their sockets are released;
- * the wrapper's deadline (createBaseCredentials' `timeoutMs`) bounds the fetch as a whole.
+ * The SDK default chain, except for the container-credentials endpoint (ECS, EKS Pod Identity),
+ * which is ours (fromContainerEndpoint) whenever it is the source the chain would reach: no
+ * static keys in the environment, no IRSA web identity, and a container URI set. `region` and
+ * `stsEndpoint` are where the IRSA AssumeRoleWithWebIdentity call goes (the same STS endpoint as
+ * ours, e.g. a VPC endpoint when STS is reached privately). `timeoutMs` bounds each attempt of
+ * the chain's own HTTP calls, so their sockets are released; the wrapper's deadline
+ * (createBaseCredentials' `timeoutMs`) bounds the fetch as a whole. `maxResponseBytes`
+ * (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES) caps the container endpoint's answer.
  */
-export function defaultCredentialChain(opts: { region?: string | undefined; stsEndpoint?: string | undefined; timeoutMs?: number | undefined } = {}): AwsCredentialIdentityProvider {
+export function defaultCredentialChain(
+  opts: { region?: string | undefined; stsEndpoint?: string | undefined; timeoutMs?: number | undefined; maxResponseBytes?: number | undefined } = {},
+): AwsCredentialIdentityProvider {
   const timeoutMs = opts.timeoutMs ?? BASE_CREDENTIALS_TIMEOUT_MS;
+  const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  // The SDK's fromHttp bounds only the connect: a connected-but-silent endpoint kept its socket
+  // for ever. Ours destroys it at the deadline and caps the answer. Decided per fetch, from the
+  // environment the SDK chain would read; anything else keeps the SDK chain unchanged.
+  const endpoint = fromContainerEndpoint({ timeoutMs, maxResponseBytes });
+  // Our deadline passing is a Timeout to createBaseCredentials, which classifies by the SDK's
+  // error name (TimeoutError); the endpoint's own error stays underneath as the cause.
+  const container: AwsCredentialIdentityProvider = (props) =>
+    endpoint(props).catch((err: unknown) => {
+      if (err instanceof ContainerCredentialsError && err.code === 'Timeout') throw Object.assign(new Error(err.message, { cause: err }), { name: 'TimeoutError' });
+      throw err;
+    });
+  const useContainer = (env: NodeJS.ProcessEnv): boolean => !env.AWS_ACCESS_KEY_ID && !env.AWS_WEB_IDENTITY_TOKEN_FILE && hasContainerEndpoint(env);
   const init: DefaultProviderInit = {
-    // Container endpoint (ECS, Pod Identity) and instance metadata: one attempt each, retried by
-    // our backoff instead; the SDK's retries (three, 1 s apart) would outlive the deadline.
-    // fromHttp applies `timeout` to connecting only (its request timeout merely warns), so a
-    // connected-but-silent endpoint keeps that one socket until it closes it: bounded by the
-    // backoff to one socket per window, and the deadline frees issuance regardless.
+    // Instance metadata, and the SDK's container provider where the chain still reaches it (a
+    // failing IRSA web identity falls through to it): one attempt each, retried by our backoff
+    // instead; the SDK's retries (three, 1 s apart) would outlive the deadline.
     timeout: timeoutMs,
     maxRetries: 0,
     // IRSA: the nested STS client, with a request timeout that fails instead of warning.
@@ -114,7 +133,7 @@ export function defaultCredentialChain(opts: { region?: string | undefined; stsE
   // A new chain per fetch: the SDK's chain has its own single flight for forced refreshes, and a
   // hung fetch would hold it forever, so every later fetch would join the hung one. Caching is
   // ours (createBaseCredentials), the SDK's memo is not needed.
-  return (props) => defaultProvider(init)(props);
+  return (props) => (useContainer(process.env) ? container(props) : defaultProvider(init)(props));
 }
 
 export function createBaseCredentials(opts: BaseCredentialsOptions): BaseCredentials {
