@@ -61,7 +61,7 @@ async function load(url, tokens, pid) {
 }
 
 console.log('building...');
-if (spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }).status !== 0) process.exit(1);
+if (!process.env.BENCH_NO_BUILD && spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }).status !== 0) process.exit(1);
 const dir = mkdtempSync(join(tmpdir(), 'credvend-bench-'));
 const stubPort = await freePort();
 await start(1, 'scripts/bench/sts-stub.mjs', { STUB_PORT: String(stubPort) }, 'sts-stub ready');

@@ -14,7 +14,7 @@
 // An issuer whose keys cannot be had (JWKS unreachable past the staleness bound) gives 401
 // CV_TOKEN_INVALID "signing keys unavailable": without keys there is no authenticated caller, and
 // the refusal is audited like any other unauthenticated request.
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { IssuerConfig } from '../config/schema.js';
 import { AuthorizationAmbiguous, TokenInvalid, TokenMissing } from '../errors.js';
@@ -22,7 +22,7 @@ import type { Principal } from '../policy/principal.js';
 import { createFetchJson, type FetchJson } from './fetch-json.js';
 import { ASYMMETRIC_ALGORITHMS, keyWeakness, verifySignature, type VerificationKey } from './jws.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
-import { checkClaims, parseToken, TokenRejectedError, type RejectReason } from './token.js';
+import { checkClaims, parseToken, TokenRejectedError, type ParsedToken, type RejectReason } from './token.js';
 
 /** Two Authorization headers: which one counts differs between proxies and us, so neither does. */
 
@@ -89,15 +89,21 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
   app.addHook('onReady', async () => stores.forEach((s) => s.start()));
   app.addHook('onClose', async () => stores.forEach((s) => s.close()));
 
-  const verified = new Map<string, string>();
-  const remember = (id: string, stamp: string) => {
-    verified.delete(id);
-    verified.set(id, stamp);
+  // Tokens whose signature was verified, keyed by the token itself (no hash to compute, and no
+  // two tokens share a key), with their parsed form and the issuer key-set generation that
+  // verified them: a browser or credential_process presenting the same token again costs neither
+  // a parse nor a signature check. Claims (exp, nbf, aud, ...) are still checked every time, and
+  // a key-set change (a removed key) invalidates every entry verified under the old set.
+  const verified = new Map<string, { readonly parsed: ParsedToken; readonly stamp: string }>();
+  const remember = (token: string, entry: { parsed: ParsedToken; stamp: string }) => {
+    verified.delete(token);
+    verified.set(token, entry);
     if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
   };
 
   const verify = async (token: string): Promise<Principal> => {
-    const t = parseToken(token);
+    const cached = verified.get(token);
+    const t = cached?.parsed ?? parseToken(token);
     const iss = t.payload.iss;
     if (iss === undefined) throw new TokenRejectedError('a required claim (exp, iss) is missing');
     const issuer = typeof iss === 'string' ? byIssuer.get(iss) : undefined;
@@ -113,11 +119,10 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
     if (typeof subject !== 'string' || subject === '') throw new TokenInvalid(`missing ${issuer.config.subjectClaim} claim`);
 
     const { keys, generation } = await keysFor(issuer.source, t.kid, t.alg);
-    const id = createHash('sha256').update(token).digest('base64url');
     const stamp = `${issuer.config.issuer}\u0000${generation}`;
-    if (verified.get(id) !== stamp) {
+    if (cached?.stamp !== stamp) {
       if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature))) throw new TokenRejectedError('invalid signature');
-      remember(id, stamp);
+      remember(token, { parsed: t, stamp });
     }
     return { issuer: issuer.config.issuer, subject, audiences, claims: t.payload };
   };

@@ -101,7 +101,9 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
         if (body instanceof Readable) body.destroy();
         throw new ResponseTooLargeError(limit);
       }
-      if (body instanceof Readable) {
+      // A declared length within the cap bounds the body already (Node's parser reads exactly
+      // that many bytes): only an undeclared (chunked) body is counted as it arrives.
+      if (body instanceof Readable && declared === undefined) {
         const capped = new ByteCap(limit);
         // pipeline destroys the source when the cap errors: the socket goes, not back to the
         // pool with the rest of the oversized answer still arriving.
@@ -159,43 +161,42 @@ export class DeadlineExceededError extends Error {
 }
 
 /**
- * Runs `call` with a signal that aborts at the deadline or when `callerSignal` aborts, and settles
- * no later than that: with the caller's `signal.reason` as it is, or a DeadlineExceededError.
- * Not relying on the SDK to notice the signal means nothing it does (credential resolution,
- * backoff, a body still trickling in) can outlive the deadline.
+ * Settles with `call`'s outcome, or with DeadlineExceededError at the deadline, or with the
+ * caller's abort reason when `signal` aborts (shutdown), whichever comes first. `signal` is also
+ * handed to the SDK, which destroys its socket on abort. A call past its deadline is not aborted:
+ * every attempt of it already ends at its own request timeout (which destroys its socket), so the
+ * deadline only cuts what lies outside those (credential resolution, backoff sleeps, a trickling
+ * body). No AbortController per call: on the hot path one costs more than the rest of this file.
  */
-export async function withDeadline<T>(deadlineMs: number, callerSignal: AbortSignal | undefined, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  if (callerSignal?.aborted) throw reasonOf(callerSignal);
-  const controller = new AbortController();
-  const onCallerAbort = (): void => controller.abort(reasonOf(callerSignal));
-  callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-  let stop: (reason: unknown) => void = () => undefined;
-  const stopped = new Promise<never>((_resolve, reject) => {
-    stop = reject;
-  });
-  const onAbort = (): void => stop(reasonOf(controller.signal));
-  controller.signal.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new DeadlineExceededError(deadlineMs)), deadlineMs);
-  try {
+export function withDeadline<T>(deadlineMs: number, signal: AbortSignal | undefined, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  if (signal?.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const finish = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const onAbort = (): void => {
+      if (finish()) reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      if (finish()) reject(new DeadlineExceededError(deadlineMs));
+    }, deadlineMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
     // Through a promise: a synchronous throw (or a plain value from a test double) is handled alike.
-    const running = Promise.resolve(controller.signal).then(call);
-    // It may still reject after the deadline settled this call: that rejection is not news.
-    running.catch(() => undefined);
-    return await Promise.race([running, stopped]);
-  } catch (err) {
-    // Whatever the SDK made of our abort (AbortError, a reset socket), the reason is the abort.
-    if (controller.signal.aborted) throw reasonOf(controller.signal);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-    callerSignal?.removeEventListener('abort', onCallerAbort);
-    controller.signal.removeEventListener('abort', onAbort);
-  }
-}
-
-function reasonOf(signal: AbortSignal | undefined): unknown {
-  const reason: unknown = signal?.reason;
-  return reason;
+    Promise.resolve(signal).then(call).then(
+      (value) => {
+        if (finish()) resolve(value);
+      },
+      (err: unknown) => {
+        // Whatever the SDK made of an abort (AbortError, a reset socket), the reason is the abort.
+        if (finish()) reject(signal?.aborted ? (signal.reason as Error) : err);
+      },
+    );
+  });
 }
 
 // --- classifying network failures ---------------------------------------------------------------

@@ -84,7 +84,7 @@ export function createKmsDescriber(newClient: (region: string) => KMSClient): Ke
       const c = client;
       let out;
       try {
-        out = await withDeadline(deadlines.get(c) ?? FALLBACK_DEADLINE_MS, undefined, (abortSignal) => c.send(new DescribeKeyCommand({ KeyId: keyId }), { abortSignal }));
+        out = await withDeadline(deadlines.get(c) ?? FALLBACK_DEADLINE_MS, undefined, () => c.send(new DescribeKeyCommand({ KeyId: keyId })));
       } catch (err) {
         // Only the error name (or network code: smithy names a reset socket TimeoutError) leaves
         // this module: SDK messages are not ours to print.

@@ -9,6 +9,7 @@
 // Shutdown: each decision carries an AbortSignal; at the grace deadline `abortDecisions()` makes
 // every request still waiting on an upstream answer 503 CV_SHUTTING_DOWN, recorded like any other.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { setMaxListeners } from 'node:events';
 import fp from 'fastify-plugin';
 import type { AuditLog } from '../audit/audit.js';
 import { decisionRecord, type DecisionFacts, type Outcome } from '../audit/decision.js';
@@ -38,24 +39,22 @@ export interface DecisionPluginOptions {
 }
 
 interface Pending {
-  readonly controller: AbortController;
   problem?: { readonly problem: HttpProblem; readonly err: unknown };
 }
 
 const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { audit, metrics, config }) => {
   const pending = new WeakMap<FastifyRequest, Pending>();
-  const inFlight = new Set<AbortController>();
+  // One signal for every decision: shutdown ends them all at once, and a controller per request
+  // would cost more than the rest of this plugin. Each upstream call listens on it while it runs.
+  const shutdown = new AbortController();
+  setMaxListeners(0, shutdown.signal);
   app.decorateRequest('decision', undefined);
-  app.decorate('abortDecisions', (reason: Error) => {
-    for (const c of inFlight) c.abort(reason);
-  });
+  app.decorate('abortDecisions', (reason: Error) => shutdown.abort(reason));
 
   app.addHook('onRequest', (request, _reply, done) => {
     if (request.routeOptions.config.decision) {
-      const controller = new AbortController();
-      inFlight.add(controller);
-      pending.set(request, { controller });
-      request.decision = { signal: controller.signal };
+      pending.set(request, {});
+      request.decision = { signal: shutdown.signal };
     }
     done();
   });
@@ -71,7 +70,6 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     const facts = request.decision;
     if (!p || !facts) return payload;
     pending.delete(request);
-    inFlight.delete(p.controller);
     const outcome = outcomeOf(reply.statusCode, facts, p.problem);
     if (!facts.profile) Object.assign(facts, requestedProfile(request, config));
     if (!facts.subject && request.principal) facts.subject = { iss: request.principal.issuer, sub: request.principal.subject, claims: {} };

@@ -146,7 +146,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
 
   // Every call: bounded by the overall deadline (retries and backoff included) and by the
   // caller's signal; failures leave as StsError, except the two that are not STS's doing.
-  const send = async <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> => {
+  const send = async <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal | undefined) => Promise<T>): Promise<T> => {
     try {
       return await withDeadline(deadlineMs, signal, call);
     } catch (err) {
@@ -176,7 +176,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
         SourceIdentity: plan.sourceIdentity,
         ...(plan.externalId ? { ExternalId: plan.externalId } : {}),
       });
-      const out = await send(signal, (abortSignal) => client.send(cmd, { abortSignal }));
+      const out = await send(signal, (abortSignal) => client.send(cmd, abortSignal ? { abortSignal } : {}));
       const c = out.Credentials;
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new StsError('unavailable', 'IncompleteResponse');
@@ -190,7 +190,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
       };
     },
     async callerIdentity(signal) {
-      const out = await send(signal, (abortSignal) => client.send(new GetCallerIdentityCommand({}), { abortSignal }));
+      const out = await send(signal, (abortSignal) => client.send(new GetCallerIdentityCommand({}), abortSignal ? { abortSignal } : {}));
       return { account: out.Account ?? '', arn: out.Arn ?? '' };
     },
   };
