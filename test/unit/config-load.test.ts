@@ -2,6 +2,7 @@
 // operator fixes it in one round trip; and a half-valid configuration must never start.
 import { describe, it, expect } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
+import { problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
@@ -16,15 +17,6 @@ function loadJson(file: unknown, env: Record<string, string> = {}): Config {
   return loadConfig({ CREDVEND_CONFIG_FILE: '/etc/credvend/profiles.json', ...env }, () => JSON.stringify(file));
 }
 
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 function expectAll(problems: readonly string[], expected: readonly string[]): void {
   for (const want of expected) {

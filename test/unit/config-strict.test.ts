@@ -8,6 +8,7 @@ import { readConfigFile } from '../../src/config/file.js';
 import { ConfigError, loadConfig, MAX_FILE_VALUES, MAX_LISTED_PROBLEMS, type Config } from '../../src/config/load.js';
 import { MAX_ISSUERS, MAX_PROFILES } from '../../src/config/schema.js';
 import { MAX_YAML_DEPTH } from '../../src/config/yaml.js';
+import { problemsOf } from '../helpers/config.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/credvend-uploads';
 const ISSUER = { issuer: 'https://gitlab.example.com', audiences: ['credvend'], jwksUri: 'https://gitlab.example.com/oauth/discovery/keys' };
@@ -24,15 +25,6 @@ function loadFile(file: unknown): Config {
   return loadText(JSON.stringify(file));
 }
 
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 function errorOf(fn: () => unknown): ConfigError {
   try {

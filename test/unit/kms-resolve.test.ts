@@ -4,8 +4,9 @@
 import { DescribeKeyCommand, KMSClient, NotFoundException, type KeyMetadata } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
 import { createKmsDescriber, resolveKmsKeys } from '../../src/kms/resolve.js';
+import { problemsOfAsync as problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -20,11 +21,6 @@ function config(profiles: Record<string, { kmsKeyId?: string; region?: string }>
   return loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () => JSON.stringify(file));
 }
 
-async function problemsOf(p: Promise<unknown>): Promise<readonly string[]> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
-  return err.problems;
-}
 
 describe('resolveKmsKeys over a KMSClient', () => {
   const kms = mockClient(KMSClient);

@@ -3,13 +3,14 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
 import type { KeyDescriber, KeyFacts } from '../../src/kms/resolve.js';
 import { KeyDescribeError } from '../../src/kms/resolve.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { runStartupChecks } from '../../src/startup.js';
 import { createBaseCredentials } from '../../src/sts/base-credentials.js';
 import { StsError, type CallerIdentity, type CredentialIssuer } from '../../src/sts/issuer.js';
+import { problemsOfAsync as problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
 const KEY_ARN = `arn:aws:kms:eu-west-1:${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
@@ -69,11 +70,6 @@ function setup(s: Setup = {}) {
   return { run, sink, described };
 }
 
-async function problemsOf(p: Promise<unknown>): Promise<readonly string[]> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
-  return err.problems;
-}
 
 describe('runStartupChecks', () => {
   it('passes with task-role credentials, logs the principal and resolves the KMS keys', async () => {

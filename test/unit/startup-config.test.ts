@@ -3,6 +3,7 @@
 // does not parse strictly must stop the service, never be guessed at.
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
+import { problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
@@ -16,15 +17,6 @@ function load(profiles: Record<string, unknown>, env: Record<string, string> = {
   return loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', ...env }, () => JSON.stringify({ issuers: [ISSUER], profiles }));
 }
 
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('loadConfig lists every problem at once', () => {
   // One table of bad profiles loaded together: each row must be reported, with its path, in the
