@@ -22,8 +22,10 @@ run secret-scan -c vitest.scan.config.ts
 echo; echo "=== build ==="
 npm run build --silent || fail=1
 run e2e --project e2e
+run browser --project browser
 run fault --project fault
 run localstack --project localstack
+run packaging --project packaging
 
 node scripts/totals.mjs "$OUT"/*.json || fail=1
 exit $fail

@@ -18,10 +18,14 @@ import type { Readiness } from './readiness.js';
 import decisionPlugin from './plugins/decision.js';
 import { containerCredentialsRoute } from './routes/container-credentials.js';
 import { credentialsRoute } from './routes/credentials.js';
+import { presignedRoute } from './routes/presigned.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoute } from './routes/metrics.js';
 import { profilesRoute } from './routes/profiles.js';
 import type { CredentialIssuer } from './sts/issuer.js';
+import { createGrantReuse, type GrantReuse } from './sts/reuse.js';
+import { createPresignedVendor } from './presigned.js';
+import { createUrlSigner, type UrlSigner } from './s3/presign.js';
 import { createVendor } from './vend.js';
 
 declare module 'fastify' {
@@ -45,6 +49,10 @@ export interface AppDeps {
   readonly now: () => number;
   /** Redis client (ioredis) for a rate-limit budget shared by all replicas; memory when absent. */
   readonly rateLimitRedis?: unknown;
+  /** Grant reuse cache (src/sts/reuse.ts); a new one when not given. Cleared on close. */
+  readonly grants?: GrantReuse;
+  /** Signs presigned URLs and forms (local, no network); from CREDVEND_S3_* when absent. */
+  readonly urlSigner?: UrlSigner;
   /** Test hook: minimum time between JWKS refreshes for unknown kids. */
   readonly jwksRefreshCooldownMs?: number;
 }
@@ -130,7 +138,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now: deps.now,
     ...(deps.jwksRefreshCooldownMs !== undefined ? { jwksRefreshCooldownMs: deps.jwksRefreshCooldownMs } : {}),
   });
-  const vendor = createVendor({ config, issuer: deps.issuer, metrics, now: deps.now });
+  // Reused credentials are secrets held in memory: none outlives the app (close, shutdown).
+  const grants = deps.grants ?? createGrantReuse({ now: deps.now });
+  app.addHook('onClose', async () => grants.clear());
+  const vendor = createVendor({ config, issuer: deps.issuer, metrics, now: deps.now, grants });
+  const urlSigner = deps.urlSigner ?? createUrlSigner({ endpoint: env.CREDVEND_S3_ENDPOINT, forcePathStyle: env.CREDVEND_S3_FORCE_PATH_STYLE });
+  const presigner = createPresignedVendor({ config, issuer: deps.issuer, signer: urlSigner, metrics, now: deps.now });
+  // Signing sessions are secrets held in memory too.
+  app.addHook('onClose', async () => presigner.close());
 
   const authenticateHook = async (request: FastifyRequest) => {
     if (deps.readiness.state() !== 'ready') throw new NotReady();
@@ -195,8 +210,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.code(404).type('application/problem+json').send(problemBody({ status: 404, code: 'CV_NOT_FOUND', title: 'Not found', detail: 'no such route' }, request.id));
   });
 
-  const routeDeps = { config, vendor, authenticateHook };
+  const routeDeps = { config, vendor, presigner, authenticateHook };
   await app.register(credentialsRoute(routeDeps));
+  await app.register(presignedRoute(routeDeps));
   await app.register(containerCredentialsRoute(routeDeps));
   await app.register(profilesRoute(routeDeps));
   await app.register(healthRoutes(deps.readiness));

@@ -34,6 +34,7 @@ const POLICY: Record<DenialReason, { status: number; code: string; title: string
   too_many_keys: { status: 400, code: 'CV_TOO_MANY_KEYS', title: 'Too many keys' },
   invalid_key: { status: 400, code: 'CV_INVALID_KEY', title: 'Invalid key' },
   policy_too_large: { status: 422, code: 'CV_POLICY_TOO_LARGE', title: 'Session policy too large' },
+  delivery_mismatch: { status: 403, code: 'CV_DELIVERY_MISMATCH', title: 'The profile delivers grants another way (credentials or presigned URLs)' },
 };
 
 const STS: Record<StsFailure, { status: number; code: string; title: string; detail: string }> = {

@@ -10,6 +10,7 @@ import { PolicyError } from './policy/errors.js';
 import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
 import { claimAt, type Principal } from './policy/principal.js';
 import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
+import { grantKey, type GrantReuse } from './sts/reuse.js';
 
 export interface Vended {
   readonly plan: IssuancePlan;
@@ -26,9 +27,11 @@ export interface VendorDeps {
   readonly issuer: CredentialIssuer;
   readonly metrics: Metrics;
   readonly now: () => number;
+  /** Grant reuse for the profiles that turn it on (`reuse`); without it every grant calls STS. */
+  readonly grants?: GrantReuse;
 }
 
-export function createVendor({ config, issuer, metrics, now }: VendorDeps): Vendor {
+export function createVendor({ config, issuer, metrics, now, grants }: VendorDeps): Vendor {
   return {
     async vend(principal, profileName, req, requestId, facts) {
       facts.profile = profileName;
@@ -51,22 +54,40 @@ export function createVendor({ config, issuer, metrics, now }: VendorDeps): Vend
         policySha256: createHash('sha256').update(plan.policy.json).digest('hex'),
       };
 
-      const started = now();
+      // Counted once per STS call: with grant reuse, only by the request whose call it is.
+      const callSts = async (): Promise<IssuedCredentials> => {
+        const started = now();
+        try {
+          const c = await issuer.issue(plan, facts.signal);
+          metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
+          metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
+          if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
+          return c;
+        } catch (err) {
+          // Only STS's own answers are STS calls: shed, aborted or unsigned requests never reached it.
+          if (err instanceof StsError) {
+            metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
+            metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
+          }
+          throw err;
+        }
+      };
       let credentials: IssuedCredentials;
       try {
-        credentials = await issuer.issue(plan, facts.signal);
-      } catch (err) {
-        // Only STS's own answers are STS calls: shed, aborted or unsigned requests never reached it.
-        if (err instanceof StsError) {
-          metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
-          metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
-          facts.upstreamCode = err.code;
+        // After planning (authorization and key checks run for every request), before the gate
+        // (a reuse never takes an STS slot).
+        if (profile.reuse && grants) {
+          const origin = { requestId, roleSessionName: plan.roleSessionName };
+          const got = await grants.obtain({ profile: profile.name, settings: profile.reuse, key: grantKey(principal, plan), origin, signal: facts.signal }, callSts);
+          credentials = got.credentials;
+          if (got.reused) facts.reused = got.origin;
+        } else {
+          credentials = await callSts();
         }
+      } catch (err) {
+        if (err instanceof StsError) facts.upstreamCode = err.code;
         throw err;
       }
-      metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
-      metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
-      if (credentials.packedPolicySize !== undefined) metrics.packedPolicySize.observe(credentials.packedPolicySize);
       facts.issued = {
         accessKeyId: credentials.accessKeyId,
         expiration: credentials.expiration.toISOString(),
@@ -78,7 +99,7 @@ export function createVendor({ config, issuer, metrics, now }: VendorDeps): Vend
 }
 
 /** iss, sub and the values of the claims the profile looked at; nothing else of the token. */
-function subjectOf(principal: Principal, claimNames: readonly string[]): AuditSubject {
+export function subjectOf(principal: Principal, claimNames: readonly string[]): AuditSubject {
   const claims: Record<string, unknown> = {};
   for (const name of claimNames) {
     const v = claimAt(principal.claims, name);
@@ -92,7 +113,7 @@ function subjectOf(principal: Principal, claimNames: readonly string[]): AuditSu
 const MAX_REQUESTED_KEYS = 10;
 const MAX_REQUESTED_LENGTH = 1024;
 
-function requested(req: CredentialRequest): RequestedFacts {
+export function requested(req: CredentialRequest): RequestedFacts {
   if (req.prefix !== undefined) return { requestedPrefix: req.prefix.slice(0, MAX_REQUESTED_LENGTH) };
   if (!req.keys) return {};
   return { requestedKeys: req.keys.slice(0, MAX_REQUESTED_KEYS).map((k) => k.slice(0, MAX_REQUESTED_LENGTH)), requestedKeyCount: req.keys.length };

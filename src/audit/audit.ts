@@ -25,6 +25,8 @@ interface AuditBase {
   readonly operation?: string;
   readonly clientIp: string;
   readonly userAgent?: string;
+  /** Set on every record of a presigned-mode request (POST /v1/presigned). */
+  readonly delivery?: 'presigned';
 }
 
 export interface PlanFields {
@@ -52,8 +54,37 @@ export interface IssuedFields {
   readonly packedPolicySize?: number;
 }
 
+/** One presigned URL or POST form: never the URL itself (its query carries the session token). */
+export interface PresignedUrlFields {
+  /** The full object key (profile prefix applied). */
+  readonly key: string;
+  readonly method: 'PUT' | 'GET' | 'POST';
+  readonly expiration: string;
+}
+
+export interface PresignedFields {
+  readonly urls: readonly PresignedUrlFields[];
+  /** The POST forms' content-length-range upper bound. */
+  readonly maxObjectBytes?: number;
+  /** False for the one request whose AssumeRole created the signing session. */
+  readonly sessionReused: boolean;
+  /** The request that created the signing session (its record names it, sessionReused false). */
+  readonly sessionRequestId: string;
+}
+
 export type AuditEvent =
   | (AuditBase & PlanFields & IssuedFields & { readonly event: 'credentials.issued' })
+  // Grant reuse: credentials issued earlier for an identical grant, handed out again. The plan
+  // fields are this request's, except roleSessionName: that of the session actually used.
+  | (AuditBase & PlanFields & IssuedFields & {
+      readonly event: 'credentials.reused';
+      /** The request the credentials were issued for (its record is the `credentials.issued` one). */
+      readonly issuedForRequestId: string;
+    })
+  // Presigned mode: URLs signed with a cached signing session. The plan and issued fields are
+  // the session's (its prefix grant, roleSessionName and accessKeyId: the join to CloudTrail);
+  // the session itself never left the process, only the URLs listed.
+  | (AuditBase & PlanFields & IssuedFields & PresignedFields & { readonly event: 'presigned.issued' })
   | (AuditBase & Requested & { readonly event: 'credentials.denied'; readonly errorCode: string; readonly reason: string })
   | (AuditBase & Partial<PlanFields> & {
       readonly event: 'credentials.failed';
@@ -63,6 +94,8 @@ export type AuditEvent =
       /** STS minted this key, but it never left the process (its record could not be written). */
       readonly accessKeyId?: string;
       readonly withheld?: boolean;
+      /** A withheld reuse: the request its credentials were issued for. */
+      readonly issuedForRequestId?: string;
     });
 
 /** The audit record could not be written: the decision is refused (fail closed). */
@@ -160,10 +193,10 @@ export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): Aud
   };
 
   const owe = (p: Pending, code: string) => {
-    // The credential of an issued record is withheld: what is owed is the refusal, which still
-    // names the accessKeyId STS minted, so CloudTrail's AssumeRole entry has its explanation.
+    // The credential of an issued (or reused) record is withheld: what is owed is the refusal,
+    // which still names the accessKeyId, so CloudTrail's AssumeRole entry has its explanation.
     const e = p.event;
-    owed.push(e.event === 'credentials.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true } as AuditEvent) : p.line);
+    owed.push(e.event === 'credentials.issued' || e.event === 'credentials.reused' || e.event === 'presigned.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true } as AuditEvent) : p.line);
     opts.metrics?.auditWriteFailures.inc({ code });
     if (owed.length > maxOwed) owed = owed.slice(owed.length - maxOwed);
   };

@@ -2,9 +2,9 @@
 // (who asked, for what, the plan, what STS answered). Auth, policy and issuance fill these facts;
 // only the decision plugin (src/plugins/decision.ts) turns them into the one audit record, so
 // "exactly one record per request" is held by one mechanism, not by call sites. Nothing of HTTP.
-import type { AuditEvent, AuditSubject, IssuedFields as IssuedFacts, PlanFields as PlanFacts, Requested as RequestedFacts } from './audit.js';
+import type { AuditEvent, AuditSubject, IssuedFields as IssuedFacts, PlanFields as PlanFacts, PresignedFields as PresignedFacts, Requested as RequestedFacts } from './audit.js';
 
-export type { IssuedFacts, PlanFacts, RequestedFacts };
+export type { IssuedFacts, PlanFacts, PresignedFacts, RequestedFacts };
 
 export interface DecisionFacts {
   /** Aborted when the service must answer before the work is done (the shutdown deadline). */
@@ -15,6 +15,12 @@ export interface DecisionFacts {
   requested?: RequestedFacts;
   plan?: PlanFacts;
   issued?: IssuedFacts;
+  /** Set when the credentials are a reuse (src/sts/reuse.ts): the session they were issued for. */
+  reused?: { readonly requestId: string; readonly roleSessionName: string };
+  /** Presigned mode (src/presigned.ts): set from the start of the request. */
+  delivery?: 'presigned';
+  /** The URLs signed (plan and issued are then the signing session's). */
+  presigned?: PresignedFacts;
   /** The upstream's bounded error code (e.g. STS's), for failed decisions. */
   upstreamCode?: string;
 }
@@ -27,6 +33,7 @@ export interface RequestFacts {
 
 export type Outcome =
   | { readonly kind: 'issued' }
+  | { readonly kind: 'reused' }
   | { readonly kind: 'denied'; readonly errorCode: string; readonly reason: string }
   | { readonly kind: 'failed'; readonly errorCode: string; readonly reason?: string };
 
@@ -37,9 +44,17 @@ export function decisionRecord(facts: DecisionFacts, request: RequestFacts, outc
     ...(facts.subject ? { subject: facts.subject } : {}),
     ...(facts.profile !== undefined ? { profile: facts.profile } : {}),
     ...(facts.operation !== undefined ? { operation: facts.operation } : {}),
+    ...(facts.delivery ? { delivery: facts.delivery } : {}),
   };
+  if (outcome.kind === 'issued' && facts.presigned && facts.plan && facts.issued) {
+    return { ...base, ...facts.plan, ...facts.issued, ...facts.presigned, event: 'presigned.issued' };
+  }
   if (outcome.kind === 'issued' && facts.plan && facts.issued) {
     return { ...base, ...facts.plan, ...facts.issued, event: 'credentials.issued' };
+  }
+  if (outcome.kind === 'reused' && facts.plan && facts.issued && facts.reused) {
+    const { requestId: issuedForRequestId, roleSessionName } = facts.reused;
+    return { ...base, ...facts.plan, roleSessionName, ...facts.issued, issuedForRequestId, event: 'credentials.reused' };
   }
   if (outcome.kind === 'denied') {
     return { ...base, ...facts.requested, event: 'credentials.denied', errorCode: outcome.errorCode, reason: outcome.reason };

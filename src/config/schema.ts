@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
 import { hasIamSpecialChars, keyPathProblems } from '../policy/keys.js';
+import { clampDuration } from '../policy/session.js';
 import { PLACEHOLDER, templateClaims } from '../policy/templates.js';
 
 const durationSeconds = z.number().int().min(900).max(43_200);
@@ -149,6 +150,20 @@ export const profileSchemaFor = (opts: SchemaOptions) => z
     transitiveTagKeys: z.array(z.string().min(1).max(128)).default([]),
     sourceIdentity: template.optional(),
     externalId: z.string().regex(/^[\w+=,.@:/-]{2,1224}$/, 'must be 2-1224 chars of [\\w+=,.@:/-]').optional(),
+    // Presigned mode (src/presigned.ts): URLs for exactly the requested keys, signed from a cached
+    // session, instead of credentials. maxObjectBytes caps uploads through a POST policy's
+    // content-length-range: the only size cap S3 enforces (IAM has no condition for it).
+    delivery: z.enum(['credentials', 'presigned']).default('credentials'),
+    maxObjectBytes: z.number().int().positive().max(5 * 1024 ** 3).optional(),
+    // Grant reuse (src/sts/reuse.ts): off unless set. At least a minute left on a reused
+    // credential; the cache bounded per profile (each entry holds a ~1 KiB session token).
+    reuse: z
+      .object({
+        minRemainingSeconds: z.number().int().min(60).max(3000).default(300),
+        maxEntries: z.number().int().min(1).max(100_000).default(1000),
+      })
+      .strict()
+      .optional(),
     match: matchSchema,
   })
   .strict()
@@ -157,6 +172,21 @@ export const profileSchemaFor = (opts: SchemaOptions) => z
   .superRefine((p, ctx) => {
     if (typeof p.defaultDurationSeconds === 'number' && typeof p.maxDurationSeconds === 'number' && p.defaultDurationSeconds > p.maxDurationSeconds) {
       ctx.addIssue({ code: 'custom', path: ['defaultDurationSeconds'], message: 'must not exceed maxDurationSeconds' });
+    }
+    // A size cap that credentials would silently ignore is refused rather than trusted.
+    if (p.maxObjectBytes !== undefined && p.delivery !== 'presigned') {
+      ctx.addIssue({ code: 'custom', path: ['maxObjectBytes'], message: "needs delivery: presigned (credentials cannot cap an upload's size)" });
+    }
+    if (p.reuse !== undefined && p.delivery === 'presigned') {
+      ctx.addIssue({ code: 'custom', path: ['reuse'], message: 'applies to delivery: credentials (presigned mode always reuses its signing session)' });
+    }
+    // Fresh credentials have exactly the duration left: a margin at or above it would never reuse.
+    const reuse: unknown = p.reuse;
+    if (isMapping(reuse) && typeof reuse.minRemainingSeconds === 'number' && typeof p.defaultDurationSeconds === 'number' && typeof p.maxDurationSeconds === 'number') {
+      const duration = clampDuration(undefined, p);
+      if (reuse.minRemainingSeconds >= duration) {
+        ctx.addIssue({ code: 'custom', path: ['reuse', 'minRemainingSeconds'], message: `must be below the profile's default duration (${duration} s)` });
+      }
     }
     const tags: unknown = p.sessionTags;
     const tagKeys = tags !== null && typeof tags === 'object' && !Array.isArray(tags) ? Object.keys(tags) : undefined;
@@ -300,6 +330,12 @@ export const envSchema = z.object({
   /** KMS endpoint for start-up key resolution (LocalStack); the SDK default otherwise. */
   CREDVEND_KMS_ENDPOINT: z.url().optional(),
   CREDVEND_S3_COMPATIBLE: bool.default(false),
+  /** S3 endpoint the presigned URLs point at (Ceph RGW, MinIO); AWS's regional endpoint otherwise. */
+  CREDVEND_S3_ENDPOINT: z.url().optional(),
+  /** Presigned URLs as https://endpoint/bucket/key instead of https://bucket.endpoint/key. */
+  CREDVEND_S3_FORCE_PATH_STYLE: bool.default(false),
+  /** Signing sessions of presigned mode kept per profile (one per subject and operation); LRU. */
+  CREDVEND_PRESIGN_MAX_SESSIONS: z.coerce.number().int().min(1).max(100_000).default(1000),
   CREDVEND_STS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
   CREDVEND_STS_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   CREDVEND_STS_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),

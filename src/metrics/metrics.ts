@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface Metrics {
   readonly registry: Registry;
   readonly issued: Counter<'profile' | 'operation'>;
+  readonly reused: Counter<'profile' | 'operation'>;
   readonly denied: Counter<'reason'>;
   readonly stsCalls: Counter<'outcome' | 'code'>;
   readonly stsLatency: Histogram<'outcome'>;
@@ -20,6 +21,8 @@ export interface Metrics {
   readonly shed: Counter<'reason'>;
   readonly stsInFlight: Gauge;
   readonly stsQueued: Gauge;
+  readonly presignedUrls: Counter<'profile' | 'operation'>;
+  readonly presignSessions: Counter<'outcome'>;
 }
 
 export function createMetrics(opts: { version: string; defaultMetrics?: boolean }): Metrics {
@@ -28,6 +31,7 @@ export function createMetrics(opts: { version: string; defaultMetrics?: boolean 
   const m: Metrics = {
     registry,
     issued: new Counter({ name: 'credvend_credentials_issued_total', help: 'Credentials issued, by profile and operation', labelNames: ['profile', 'operation'], registers }),
+    reused: new Counter({ name: 'credvend_credentials_reused_total', help: 'Credentials handed out again to an identical grant (grant reuse, no STS call), by profile and operation', labelNames: ['profile', 'operation'], registers }),
     denied: new Counter({ name: 'credvend_credentials_denied_total', help: 'Requests denied before any AWS call, by reason', labelNames: ['reason'], registers }),
     stsCalls: new Counter({ name: 'credvend_sts_calls_total', help: 'sts:AssumeRole calls, by outcome and error code', labelNames: ['outcome', 'code'], registers }),
     stsLatency: new Histogram({ name: 'credvend_sts_call_duration_seconds', help: 'sts:AssumeRole latency, retries included', labelNames: ['outcome'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers }),
@@ -42,6 +46,8 @@ export function createMetrics(opts: { version: string; defaultMetrics?: boolean 
     shed: new Counter({ name: 'credvend_requests_shed_total', help: 'Requests answered 503 without calling STS because the service was over capacity, by reason', labelNames: ['reason'], registers }),
     stsInFlight: new Gauge({ name: 'credvend_sts_in_flight', help: 'sts:AssumeRole calls in flight', registers }),
     stsQueued: new Gauge({ name: 'credvend_sts_queued', help: 'Requests waiting for an STS slot', registers }),
+    presignedUrls: new Counter({ name: 'credvend_presigned_urls_total', help: 'Presigned URLs and POST forms handed out (presigned mode), by profile and operation', labelNames: ['profile', 'operation'], registers }),
+    presignSessions: new Counter({ name: 'credvend_presign_sessions_total', help: 'Signing sessions used by presigned requests: new = this request called sts:AssumeRole, cached = an existing or in-flight session', labelNames: ['outcome'], registers }),
   };
   m.auditWritable.set(1);
   m.buildInfo.set({ version: opts.version, node_version: process.version }, 1);

@@ -78,13 +78,18 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     try {
       await audit.record(record);
     } catch (err) {
-      // A refusal carries no credential: it goes out even unrecorded (its record is owed).
-      if (outcome.kind !== 'issued') return payload;
+      // A refusal carries no credential: it goes out even unrecorded (its record is owed). A reuse
+      // does: it is withheld like a fresh issue, and so are presigned URLs (outcome 'issued'):
+      // each is a bearer token for its key.
+      if (outcome.kind !== 'issued' && outcome.kind !== 'reused') return payload;
       const problem = toProblem(err);
       void reply.code(problem.status).headers(problem.headers ?? {}).type('application/problem+json');
       return JSON.stringify(problemBody(problem, request.id));
     }
-    if (outcome.kind === 'issued') metrics.issued.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
+    // Counted once handed over (after the record): presigned URLs are not credentials.
+    if (outcome.kind === 'issued' && facts.presigned) metrics.presignedUrls.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' }, facts.presigned.urls.length);
+    else if (outcome.kind === 'issued') metrics.issued.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
+    else if (outcome.kind === 'reused') metrics.reused.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
     else if (outcome.kind === 'denied') metrics.denied.inc({ reason: outcome.reason });
     return payload;
   });
@@ -97,7 +102,7 @@ declare module 'fastify' {
 }
 
 function outcomeOf(status: number, facts: DecisionFacts, reported: Pending['problem']): Outcome {
-  if (status < 400 && facts.issued) return { kind: 'issued' };
+  if (status < 400 && facts.issued) return { kind: facts.reused ? 'reused' : 'issued' };
   const problem = reported?.problem;
   const errorCode = problem?.code ?? 'CV_INTERNAL';
   // A 4xx that an upstream answered (STS's PackedPolicyTooLarge) is a failure, not a denial.

@@ -9,7 +9,8 @@ export type DenialReason =
   | 'prefix_grant_not_allowed'
   | 'too_many_keys'
   | 'invalid_key'
-  | 'policy_too_large';
+  | 'policy_too_large'
+  | 'delivery_mismatch';
 
 export class PolicyError extends Error {
   constructor(

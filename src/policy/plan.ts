@@ -6,7 +6,7 @@ import { PolicyError } from './errors.js';
 import { hasIamSpecialChars, validateRelativeKey } from './keys.js';
 import type { Principal } from './principal.js';
 import { buildSessionPolicy, type Operation, type SessionPolicy } from './session-policy.js';
-import { clampDuration, defaultSourceIdentity, roleSessionName } from './session.js';
+import { clampDuration, defaultSourceIdentity, PRESIGN_SESSION_SECONDS, roleSessionName } from './session.js';
 import { fillPrefix, fillSourceIdentity, fillTag, templateClaims } from './templates.js';
 
 export interface CredentialRequest {
@@ -40,40 +40,24 @@ export interface IssuancePlan {
 export interface PlanOptions {
   /** 'reject' for S3-compatible servers that match `${*}` literally (Ceph RGW). */
   readonly wildcardKeys: 'escape' | 'reject';
+  /**
+   * How the grant leaves the service; a profile serves only its own `delivery`. Threat: a
+   * presigned profile (whose uploads are size-capped by a POST policy) asked for credentials,
+   * which no size cap binds, or a credentials profile's callers getting the prefix-wide signing
+   * session of presigned mode without its operator opting in.
+   */
+  readonly delivery?: 'credentials' | 'presigned';
+}
+
+/** What a request targets, once authorized and checked: full keys, or a full prefix. */
+export interface RequestTarget {
+  /** The profile prefix filled from the principal's claims. */
+  readonly base: string;
+  readonly target: { keys: string[] } | { prefix: string };
 }
 
 export function planIssuance(profile: Profile, principal: Principal, req: CredentialRequest, requestId: string, opts: PlanOptions): IssuancePlan {
-  authorize(profile.match, principal);
-  if (!profile.operations.includes(req.operation)) {
-    throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
-  }
-  if (profile.kmsKeyId && !profile.kmsKeyArn) {
-    // A programming error, not a caller's: start-up resolves every key. Failing here keeps a
-    // missing KMS statement from surfacing as confusing AccessDenied errors on upload.
-    throw new Error(`profile "${profile.name}": KMS key not resolved`);
-  }
-  const base = fillPrefix(profile.prefix, principal.claims);
-  let target: { keys: string[] } | { prefix: string };
-  if (req.prefix !== undefined) {
-    if (!profile.allowPrefixGrants) {
-      throw new PolicyError('prefix_grant_not_allowed', `profile "${profile.name}" grants named keys only, not prefixes`);
-    }
-    validateRelativeKey(req.prefix, 'prefix', base);
-    rejectWildcards(req.prefix, opts);
-    target = { prefix: base + req.prefix };
-  } else {
-    const keys = req.keys ?? [];
-    if (keys.length === 0) throw new PolicyError('invalid_key', 'give at least one key (or a prefix)');
-    if (keys.length > profile.maxKeys) {
-      throw new PolicyError('too_many_keys', `profile "${profile.name}" allows at most ${profile.maxKeys} keys per request`);
-    }
-    for (const k of keys) {
-      validateRelativeKey(k, 'key', base);
-      rejectWildcards(k, opts);
-    }
-    target = { keys: [...new Set(keys.map((k) => base + k))] };
-  }
-
+  const { target } = checkRequest(profile, principal, req, opts);
   const policy = buildSessionPolicy({
     partition: profile.partition,
     bucket: profile.bucket,
@@ -105,6 +89,63 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
     claimsUsed: profileClaims(profile), // the match rules' claims and the templates' (computed once per profile)
   };
 }
+
+/**
+ * Authorization, operation, delivery and key rules of a request, without planning a session:
+ * presigned mode checks every request this way and signs from a session planned once.
+ */
+export function checkRequest(profile: Profile, principal: Principal, req: CredentialRequest, opts: PlanOptions): RequestTarget {
+  authorize(profile.match, principal);
+  if (profile.delivery !== (opts.delivery ?? 'credentials')) {
+    throw new PolicyError('delivery_mismatch', `profile "${profile.name}" delivers ${profile.delivery === 'presigned' ? 'presigned URLs' : 'credentials'} only`);
+  }
+  if (!profile.operations.includes(req.operation)) {
+    throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
+  }
+  if (profile.kmsKeyId && !profile.kmsKeyArn) {
+    // A programming error, not a caller's: start-up resolves every key. Failing here keeps a
+    // missing KMS statement from surfacing as confusing AccessDenied errors on upload.
+    throw new Error(`profile "${profile.name}": KMS key not resolved`);
+  }
+  const base = fillPrefix(profile.prefix, principal.claims);
+  let target: { keys: string[] } | { prefix: string };
+  if (req.prefix !== undefined) {
+    if (!profile.allowPrefixGrants) {
+      throw new PolicyError('prefix_grant_not_allowed', `profile "${profile.name}" grants named keys only, not prefixes`);
+    }
+    validateRelativeKey(req.prefix, 'prefix', base);
+    rejectWildcards(req.prefix, opts);
+    target = { prefix: base + req.prefix };
+  } else {
+    const keys = req.keys ?? [];
+    if (keys.length === 0) throw new PolicyError('invalid_key', 'give at least one key (or a prefix)');
+    if (keys.length > profile.maxKeys) {
+      throw new PolicyError('too_many_keys', `profile "${profile.name}" allows at most ${profile.maxKeys} keys per request`);
+    }
+    for (const k of keys) {
+      validateRelativeKey(k, 'key', base);
+      rejectWildcards(k, opts);
+    }
+    target = { keys: [...new Set(keys.map((k) => base + k))] };
+  }
+  return { base, target };
+}
+
+/**
+ * The signing session of presigned mode: one prefix grant on the subject's whole profile prefix
+ * (the profile need not allow prefix grants to its callers: this session never leaves the
+ * process), for as long as role chaining allows. Every URL signed with it pins one key, checked
+ * per request by checkRequest.
+ */
+export function planPresignSession(profile: Profile, principal: Principal, operation: Operation, requestId: string, opts: PlanOptions): IssuancePlan {
+  let signing = signingProfiles.get(profile);
+  if (!signing) {
+    signing = Object.freeze({ ...profile, allowPrefixGrants: true, maxDurationSeconds: PRESIGN_SESSION_SECONDS });
+    signingProfiles.set(profile, signing);
+  }
+  return planIssuance(signing, principal, { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS }, requestId, { ...opts, delivery: 'presigned' });
+}
+const signingProfiles = new WeakMap<Profile, Profile>();
 
 /**
  * Every claim a profile reads: its match rules and its prefix, session tag and SourceIdentity

@@ -35,3 +35,20 @@ export function clampDuration(requested: number | undefined, profile: { defaultD
   const wanted = requested ?? profile.defaultDurationSeconds;
   return Math.max(MIN_DURATION_SECONDS, Math.min(wanted, profile.maxDurationSeconds, ROLE_CHAINING_MAX_SECONDS));
 }
+
+// Presigned mode. The signing session never leaves the process; the URLs signed with it do, and
+// each is a bearer token for one key until it expires (and dies with its session at the latest:
+// SigV4 checks the session token it carries).
+/** The signing session lives as long as role chaining allows. */
+export const PRESIGN_SESSION_SECONDS = ROLE_CHAINING_MAX_SECONDS;
+/** A URL lives at most half a session, so a session signs for at least half its life. */
+export const MAX_PRESIGNED_URL_SECONDS = PRESIGN_SESSION_SECONDS / 2;
+export const MIN_PRESIGNED_URL_SECONDS = 60;
+/** A URL expires at least this long before its session: clock skew between us and S3. */
+export const PRESIGN_MARGIN_SECONDS = 60;
+
+/** Requested (or the profile's default) URL lifetime, clamped to the profile maximum and the URL bound. */
+export function clampUrlSeconds(requested: number | undefined, profile: { defaultDurationSeconds: number; maxDurationSeconds: number }): number {
+  const wanted = requested ?? profile.defaultDurationSeconds;
+  return Math.max(MIN_PRESIGNED_URL_SECONDS, Math.min(wanted, profile.maxDurationSeconds, MAX_PRESIGNED_URL_SECONDS));
+}

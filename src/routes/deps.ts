@@ -1,10 +1,13 @@
 import type { onRequestHookHandler } from 'fastify';
 import type { Config } from '../config/load.js';
+import type { PresignedVendor } from '../presigned.js';
 import type { Vendor } from '../vend.js';
 
 export interface RouteDeps {
   readonly config: Config;
   readonly vendor: Vendor;
+  /** Presigned mode (profiles with `delivery: presigned`). */
+  readonly presigner: PresignedVendor;
   /** Verifies the bearer token and sets request.principal, or throws a 401. */
   readonly authenticateHook: onRequestHookHandler;
 }

@@ -87,3 +87,38 @@ export const profilesResponse = z.object({
 });
 
 export const errorResponses = { 400: problem, 401: problem, 403: problem, 404: problem, 422: problem, 429: problem, 502: problem, 503: problem, 504: problem };
+
+// Presigned mode (POST /v1/presigned): its own route, so each route has one answer shape and a
+// credentials client can never receive URLs (or the reverse) by a profile changing its delivery.
+export const presignedBody = z
+  .object({
+    profile: profileName,
+    operation,
+    keys: z.array(objectKey).min(1).max(1000),
+    expiresSeconds: z.number().int().min(60).max(43_200).optional().describe('wanted URL lifetime; clamped to the profile maximum, 1800 s, and the signing session'),
+  })
+  .strict();
+
+const presignedObject = z.union([
+  z.object({ key: z.string().describe('full object key (profile prefix applied)'), method: z.enum(['PUT', 'GET']), url: z.string().describe('send the request to this URL as it is') }),
+  z
+    .object({
+      key: z.string(),
+      method: z.literal('POST'),
+      url: z.string(),
+      fields: z.record(z.string(), z.string()).describe('multipart/form-data fields to send, as they are, before the `file` field'),
+      maxObjectBytes: z.number().int().describe('the signed policy refuses a larger file'),
+    })
+    .describe('uploads of a profile with maxObjectBytes: a presigned POST form (a PUT URL cannot be size-capped)'),
+]);
+
+export const presignedResponse = z.object({
+  profile: z.string(),
+  operation,
+  bucket: z.string(),
+  region: z.string(),
+  expiresInSeconds: z.number().int(),
+  expiration: z.string().describe('ISO 8601: when every URL and form stops working'),
+  objects: z.array(presignedObject),
+  requestId: z.string(),
+});

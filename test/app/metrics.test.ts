@@ -165,6 +165,7 @@ async function drive(h: Harness) {
 
 const LABELS: Record<string, { type: string; labels: string[] }> = {
   credvend_credentials_issued_total: { type: 'counter', labels: ['operation', 'profile'] },
+  credvend_credentials_reused_total: { type: 'counter', labels: ['operation', 'profile'] },
   credvend_credentials_denied_total: { type: 'counter', labels: ['reason'] },
   credvend_sts_calls_total: { type: 'counter', labels: ['code', 'outcome'] },
   credvend_sts_call_duration_seconds: { type: 'histogram', labels: ['outcome'] },

@@ -13,8 +13,9 @@ describe('OpenAPI document', () => {
 
   it('documents every API route, with problem+json errors on the credential routes', async () => {
     const doc = (await openApiDocument()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/readyz', '/v1/container-credentials/{profile}', '/v1/credentials', '/v1/profiles']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/readyz', '/v1/container-credentials/{profile}', '/v1/credentials', '/v1/presigned', '/v1/profiles']);
     expect(Object.keys(doc.paths['/v1/credentials']!.post!.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '422', '502', '503', '504']));
+    expect(Object.keys(doc.paths['/v1/presigned']!.post!.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '502', '503', '504']));
   });
 
   it('is served at /openapi.json without authentication', async () => {

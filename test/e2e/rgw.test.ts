@@ -16,6 +16,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BUCKET,
@@ -438,6 +439,141 @@ describe('credential lifetime', () => {
       console.info('e2e: RGW refused every tampered session token tried');
     }
     expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe('presigned mode', () => {
+  // The service signs from a cached session (never handed out); the URLs and forms are all a
+  // caller gets, and RGW itself decides what each one can do.
+  interface PresignedObject {
+    key: string;
+    method: string;
+    url: string;
+    fields?: Record<string, string>;
+  }
+
+  async function presign(body: Record<string, unknown>, token = alice): Promise<{ requestId: string; objects: PresignedObject[] }> {
+    const res = await fetch(`${svc.url}/v1/presigned`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    const parsed = JSON.parse(text) as { requestId: string; objects: PresignedObject[] };
+    // The session token rides in every URL and form by design: it must still never be logged.
+    for (const o of parsed.objects) remember(new URL(o.url).searchParams.get('X-Amz-Security-Token') ?? undefined, o.fields?.['X-Amz-Security-Token']);
+    return parsed;
+  }
+
+  /** The same URL (signature and all) aimed at another key: only the path changes. */
+  function retarget(url: string, key: string): string {
+    const u = new URL(url);
+    u.pathname = `/${BUCKET}/${key}`;
+    return u.toString();
+  }
+
+  const accessKeyOf = (url: string) => (new URL(url).searchParams.get('X-Amz-Credential') ?? '').split('/')[0];
+
+  async function postForm(form: PresignedObject, bytes: number, fieldOverrides: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    const data = new FormData();
+    for (const [k, v] of Object.entries({ ...form.fields, ...fieldOverrides })) data.append(k, v);
+    data.append('file', new Blob([Buffer.alloc(bytes, 0x61)]), 'upload.bin');
+    const res = await fetch(form.url, { method: 'POST', body: data });
+    return { status: res.status, text: await res.text() };
+  }
+
+  it('a PUT URL uploads exactly its key; its signature on any other key is refused by RGW (403)', async () => {
+    const { requestId, objects } = await presign({ profile: 'drop', operation: 'upload', keys: ['one.txt', 'two.txt'] });
+    const [one] = objects;
+    expect(one!.method).toBe('PUT');
+    const ok = await fetch(one!.url, { method: 'PUT', body: 'first' });
+    expect(ok.status, await ok.text()).toBe(200);
+    expect(await getText(admin, 'drop/alice/one.txt')).toBe('first');
+    for (const other of ['drop/alice/two.txt', 'drop/alice/one.txt.bak', 'drop/bob/one.txt', 'uploads/alice/one.txt']) {
+      const res = await fetch(retarget(one!.url, other), { method: 'PUT', body: 'forged' });
+      expect(res.status, `${other}: ${await res.text()}`).toBe(403);
+    }
+    expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'drop/alice/two.txt' })))).toMatchObject({ status: 404 });
+    const record = await svc.waitForAudit((r) => r.requestId === requestId);
+    expect(record).toMatchObject({ event: 'presigned.issued', delivery: 'presigned', accessKeyId: accessKeyOf(one!.url), urls: [{ key: 'drop/alice/one.txt', method: 'PUT' }, { key: 'drop/alice/two.txt', method: 'PUT' }] });
+  });
+
+  it('a GET URL downloads its key; edited to another key it is refused', async () => {
+    await put(admin, 'drop/alice/dl.txt', 'download me');
+    await put(admin, 'drop/alice/private.txt', 'not granted');
+    const { objects } = await presign({ profile: 'drop', operation: 'download', keys: ['dl.txt'] });
+    const res = await fetch(objects[0]!.url);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('download me');
+    const forged = await fetch(retarget(objects[0]!.url, 'drop/alice/private.txt'));
+    expect(forged.status).toBe(403);
+    // A download URL does not upload.
+    expect((await fetch(objects[0]!.url, { method: 'PUT', body: 'x' })).status).toBe(403);
+  });
+
+  it('one AssumeRole serves the next requests of the same subject (same session accessKeyId)', async () => {
+    const a = await presign({ profile: 'drop', operation: 'upload', keys: ['r1.txt'] });
+    const b = await presign({ profile: 'drop', operation: 'upload', keys: ['r2.txt'] });
+    expect(accessKeyOf(b.objects[0]!.url)).toBe(accessKeyOf(a.objects[0]!.url));
+    expect(await svc.waitForAudit((r) => r.requestId === b.requestId)).toMatchObject({ sessionReused: true });
+    const bob = await presign({ profile: 'drop', operation: 'upload', keys: ['r1.txt'] }, await issuer.sign({ sub: 'bob' }));
+    expect(accessKeyOf(bob.objects[0]!.url)).not.toBe(accessKeyOf(a.objects[0]!.url));
+    expect((await fetch(b.objects[0]!.url, { method: 'PUT', body: 'two' })).status).toBe(200);
+  });
+
+  // RGW 16 routes a POST before it authenticates, so a tenant's bucket (this suite's buckets
+  // belong to tenant 123456789012) is found only as /<tenant>:<bucket> (plain /<bucket> answers
+  // NoSuchBucket); the signed policy still names the bucket as it is. AWS needs none of this.
+  const rgwPostUrl = (url: string) => url.replace(`/${BUCKET}`, `/${rgw.roleArn.split(':')[4]}:${BUCKET}`);
+
+  function policyOf(fields: Record<string, string>): { expiration: string; conditions: unknown[] } {
+    return JSON.parse(Buffer.from(fields.Policy!, 'base64').toString('utf8')) as { expiration: string; conditions: unknown[] };
+  }
+
+  it('RGW checks a session-signed form: edited to another key, a forged signature or a widened policy is refused (403)', async () => {
+    const { objects } = await presign({ profile: 'capped', operation: 'upload', keys: ['small.bin'] });
+    const form = { ...objects[0]!, url: rgwPostUrl(objects[0]!.url) };
+    expect(form.method).toBe('POST');
+    const elsewhere = await postForm(form, 10, { key: 'capped/alice/other.bin' });
+    expect(elsewhere.status, elsewhere.text).toBe(403);
+    expect(elsewhere.text).toMatch(/Policy check failed.*key/);
+    const forgedSignature = await postForm(form, 10, { 'X-Amz-Signature': '0'.repeat(64) });
+    expect(forgedSignature.status).toBe(403);
+    const wider = Buffer.from(JSON.stringify({ ...policyOf(form.fields!), conditions: [] })).toString('base64');
+    expect((await postForm(form, 10, { Policy: wider })).status).toBe(403);
+    expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'capped/alice/other.bin' })))).toMatchObject({ status: 404 });
+  });
+
+  it("the form has the SDK's own createPresignedPost shape, and RGW refuses an oversized file sent with that shape (signed with static keys)", async () => {
+    // RGW 16 enforces content-length-range only for forms signed with a user's static keys (see
+    // the characterisation below): the cap is proven here on the same form shape, field by field.
+    const { objects } = await presign({ profile: 'capped', operation: 'upload', keys: ['shape.bin'] });
+    const ours = objects[0]!.fields!;
+    const sdk = await createPresignedPost(admin, { Bucket: BUCKET, Key: 'capped/alice/shape.bin', Conditions: [['content-length-range', 0, 1024]], Expires: 900 });
+    const { 'X-Amz-Security-Token': token, ...oursWithoutToken } = ours;
+    expect(token).toBeTruthy();
+    expect(Object.keys(oursWithoutToken).sort()).toEqual(Object.keys(sdk.fields).sort());
+    expect(oursWithoutToken.key).toBe(sdk.fields.key);
+    expect(oursWithoutToken.bucket).toBe(sdk.fields.bucket);
+    const variable = new Set(['X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Security-Token']);
+    const stable = (conds: unknown[]) => conds.filter((c) => !(typeof c === 'object' && c !== null && !Array.isArray(c) && Object.keys(c).some((k) => variable.has(k))));
+    expect(stable(policyOf(ours).conditions)).toEqual(stable(policyOf(sdk.fields).conditions));
+    expect(policyOf(ours).conditions).toContainEqual({ 'X-Amz-Security-Token': token });
+    const sdkForm = { key: 'capped/alice/shape.bin', method: 'POST', url: rgwPostUrl(sdk.url), fields: sdk.fields };
+    const big = await postForm(sdkForm, 2048);
+    expect(big.status, big.text).toBe(400);
+    expect(big.text).toMatch(/EntityTooLarge/);
+    expect((await postForm(sdkForm, 1024)).status).toBe(204);
+    expect((await getText(admin, 'capped/alice/shape.bin')).length).toBe(1024);
+  });
+
+  it('documents RGW 16 with session-signed forms: 204 but nothing stored, size range unchecked (characterisation, never fails the suite)', async () => {
+    const { objects } = await presign({ profile: 'capped', operation: 'upload', keys: ['in-cap.bin', 'too-big.bin'] });
+    const [inCap, tooBig] = objects.map((o) => ({ ...o, url: rgwPostUrl(o.url) }));
+    const ok = await postForm(inCap!, 100);
+    const big = await postForm(tooBig!, 2048);
+    const stored = async (key: string) => (await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })))) === undefined;
+    // Measured on RGW 16.2.15: both 204 and neither object exists; AWS S3 stores the first and
+    // answers 400 EntityTooLarge to the second.
+    console.info(`RGW: session-signed POST in cap -> ${ok.status}, stored: ${await stored(inCap!.key)}; oversized -> ${big.status}, stored: ${await stored(tooBig!.key)}`);
+    expect([204, 400]).toContain(big.status);
   });
 });
 

@@ -16,6 +16,7 @@ import { loadConfig, withProfiles, type Config } from '../../src/config/load.js'
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createReadiness, type Readiness } from '../../src/readiness.js';
 import { createStsIssuer, type CredentialIssuer } from '../../src/sts/issuer.js';
+import type { GrantReuse } from '../../src/sts/reuse.js';
 
 export const ISSUER = 'https://gitlab.example.com';
 export const AUDIENCE = 'credvend';
@@ -135,6 +136,10 @@ export interface HarnessOptions {
   auditSink?: AuditSink;
   /** Wraps the mocked STS issuer (admission control, faults). */
   wrapIssuer?: (issuer: CredentialIssuer) => CredentialIssuer;
+  /** The app's clock (token checks, grant reuse expiry); Date.now when not given. */
+  now?: () => number;
+  /** The app's grant reuse cache (to look inside it); buildApp's own when not given. */
+  grants?: GrantReuse;
 }
 
 export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -158,7 +163,7 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const logger = pino({ level: 'debug' }, log);
   const auditLog = createAuditLog(opts.auditSink ?? streamSink(audit), { metrics });
   readiness.addCheck('audit_log', () => auditLog.writable()); // as server.ts wires it
-  const app = await buildApp({ config, issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)), audit: auditLog, metrics, logger, readiness, now: Date.now, ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
+  const app = await buildApp({ config, issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)), audit: auditLog, metrics, logger, readiness, now: opts.now ?? Date.now, ...(opts.grants ? { grants: opts.grants } : {}), ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
   await app.ready();
   return {
     app,

@@ -304,6 +304,22 @@ export function profilesFile(rgw: Rgw, issuer: Issuer): Record<string, unknown> 
         prefix: 'missing/{sub}/',
         match: { iss: ISSUER },
       },
+      // Presigned mode: URLs signed from a cached session; `capped` uploads through size-capped POST forms.
+      drop: {
+        roleArn: rgw.roleArn,
+        ...common,
+        prefix: 'drop/{sub}/',
+        delivery: 'presigned',
+        match: { iss: ISSUER, aud: AUDIENCE },
+      },
+      capped: {
+        roleArn: rgw.roleArn,
+        ...common,
+        prefix: 'capped/{sub}/',
+        delivery: 'presigned',
+        maxObjectBytes: 1024,
+        match: { iss: ISSUER, aud: AUDIENCE },
+      },
     },
   };
 }
@@ -343,6 +359,8 @@ export async function startCredvend(opts: { dir: string; rgw: Rgw; issuer: Issue
     CREDVEND_ADMIN_PORT: String(adminPort),
     CREDVEND_STS_ENDPOINT: opts.rgw.endpoint,
     CREDVEND_S3_COMPATIBLE: 'true',
+    CREDVEND_S3_ENDPOINT: opts.rgw.endpoint,
+    CREDVEND_S3_FORCE_PATH_STYLE: 'true',
     CREDVEND_AUDIT_LOG: auditFile,
     CREDVEND_RATE_LIMIT_MAX: '0',
     AWS_REGION: opts.rgw.region,

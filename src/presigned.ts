@@ -1,0 +1,182 @@
+// Presigned mode (opt-in per profile, `delivery: presigned`; SPEC §7): instead of credentials,
+// URLs for exactly the requested keys (PUT to upload, GET to download; a POST form with a
+// content-length-range where the profile sets maxObjectBytes), signed locally with a cached
+// signing session. One sts:AssumeRole per (issuer + subject, profile, operation, and everything
+// else sent to STS: grantKey), reused until it has less than the URL lifetime + a margin left,
+// so steady-state issuance makes no STS call: what lets a deployment scale past STS's fixed
+// per-account request rate.
+//
+// Threat: a caller reaching another key. Authorization and the key rules run for every request
+// (checkRequest, exactly as for credentials); the session's policy grants the subject's whole
+// profile prefix, but the session never leaves the process, and each URL pins its key (SigV4
+// signs the path; a POST policy has an exact `key` condition).
+// Threat: the session's secret leaking. It is kept in memory only (never in an answer, a log
+// line or an audit record: those name its accessKeyId), bounded per profile and dropped on
+// close. A URL carries the session token (X-Amz-Security-Token) by design, never the secret.
+// Threat: an oversized upload. Only a POST policy's content-length-range is enforced by S3, so
+// with maxObjectBytes uploads get POST forms only, never a PUT URL (which cannot be capped).
+import { createHash } from 'node:crypto';
+import type { DecisionFacts, PlanFacts } from './audit/decision.js';
+import type { Config } from './config/load.js';
+import type { Metrics } from './metrics/metrics.js';
+import { PolicyError } from './policy/errors.js';
+import { checkRequest, planPresignSession, profileClaims, type IssuancePlan } from './policy/plan.js';
+import type { Principal } from './policy/principal.js';
+import type { Operation } from './policy/session-policy.js';
+import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS } from './policy/session.js';
+import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
+import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
+import { createGrantReuse, grantKey } from './sts/reuse.js';
+import { requested, subjectOf } from './vend.js';
+
+export interface PresignRequest {
+  readonly operation: Operation;
+  readonly keys: readonly string[];
+  /** Wanted URL lifetime; clamped (clampUrlSeconds) and cut to the session's remaining life. */
+  readonly expiresSeconds?: number | undefined;
+}
+
+export type PresignedObject =
+  | { readonly key: string; readonly method: 'PUT' | 'GET'; readonly url: string }
+  | { readonly key: string; readonly method: 'POST'; readonly url: string; readonly fields: Readonly<Record<string, string>>; readonly maxObjectBytes: number };
+
+export interface Presigned {
+  readonly profile: string;
+  readonly operation: Operation;
+  readonly bucket: string;
+  readonly region: string;
+  readonly expiresInSeconds: number;
+  readonly expiration: Date;
+  readonly objects: readonly PresignedObject[];
+}
+
+export interface PresignedVendor {
+  /** Fills `facts` as it goes (a failure leaves what was known); throws domain errors. */
+  presign(principal: Principal, profileName: string, req: PresignRequest, requestId: string, facts: DecisionFacts): Promise<Presigned>;
+  /** Drops every signing session (shutdown). */
+  close(): void;
+}
+
+export interface PresignedVendorDeps {
+  readonly config: Config;
+  readonly issuer: CredentialIssuer;
+  readonly signer: UrlSigner;
+  readonly metrics: Metrics;
+  readonly now: () => number;
+}
+
+export function createPresignedVendor({ config, issuer, signer, metrics, now }: PresignedVendorDeps): PresignedVendor {
+  // Single flight, failures never stored, LRU per profile, cleared on close: the grant-reuse cache.
+  const sessions = createGrantReuse({ now });
+  // A session's signer lives exactly as long as its credentials object is held.
+  const signers = new WeakMap<IssuedCredentials, SessionSigner>();
+  const opts = { wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS, delivery: 'presigned' as const };
+  const maxEntries = config.env.CREDVEND_PRESIGN_MAX_SESSIONS;
+
+  const callSts = async (plan: IssuancePlan, signal: AbortSignal | undefined): Promise<IssuedCredentials> => {
+    const started = now();
+    try {
+      const c = await issuer.issue(plan, signal);
+      metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
+      metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
+      if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
+      return c;
+    } catch (err) {
+      if (err instanceof StsError) {
+        metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
+        metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
+      }
+      throw err;
+    }
+  };
+
+  return {
+    async presign(principal, profileName, req, requestId, facts) {
+      facts.delivery = 'presigned';
+      facts.profile = profileName;
+      facts.operation = req.operation;
+      facts.requested = requested(req);
+      const profile = config.profiles.get(profileName);
+      facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
+      if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
+      const { target } = checkRequest(profile, principal, { operation: req.operation, keys: req.keys }, opts);
+      const keys = 'keys' in target ? target.keys : [];
+      const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
+      if (maxBytes !== undefined && keys.some(widensPostPolicy)) {
+        throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
+      }
+      const session = planPresignSession(profile, principal, req.operation, requestId, opts);
+      facts.subject = subjectOf(principal, session.claimsUsed);
+      facts.plan = planFacts(session);
+
+      const wanted = clampUrlSeconds(req.expiresSeconds, profile);
+      let got;
+      try {
+        got = await sessions.obtain(
+          {
+            profile: profile.name,
+            settings: { minRemainingSeconds: wanted + PRESIGN_MARGIN_SECONDS, maxEntries },
+            key: grantKey(principal, session),
+            origin: { requestId, roleSessionName: session.roleSessionName },
+            signal: facts.signal,
+          },
+          () => callSts(session, facts.signal),
+        );
+      } catch (err) {
+        if (err instanceof StsError) facts.upstreamCode = err.code;
+        throw err;
+      }
+      metrics.presignSessions.inc({ outcome: got.reused ? 'cached' : 'new' });
+      const c = got.credentials;
+      facts.plan = { ...facts.plan, roleSessionName: got.origin.roleSessionName };
+      facts.issued = {
+        accessKeyId: c.accessKeyId,
+        expiration: c.expiration.toISOString(),
+        ...(c.packedPolicySize !== undefined ? { packedPolicySize: c.packedPolicySize } : {}),
+      };
+
+      // A URL must die before its session (SigV4 would refuse it then anyway, with a less clear
+      // error). A reused session has at least wanted + margin left; only a fresh session that STS
+      // gave less than that can cut the URL shorter.
+      const signedAt = now();
+      const expiresIn = Math.min(wanted, Math.floor((c.expiration.getTime() - signedAt) / 1000) - PRESIGN_MARGIN_SECONDS);
+      if (expiresIn < 1) throw new Error('the signing session STS returned expires too soon to sign with');
+      let sign = signers.get(c);
+      if (!sign) {
+        sign = signer.forSession(c, profile.region);
+        signers.set(c, sign);
+      }
+      const s = sign;
+      const objects = await Promise.all(
+        keys.map(async (key): Promise<PresignedObject> => {
+          if (req.operation === 'download') return { key, method: 'GET', url: await s.getUrl(profile.bucket, key, expiresIn) };
+          if (maxBytes === undefined) return { key, method: 'PUT', url: await s.putUrl(profile.bucket, key, expiresIn) };
+          const form = await s.postForm(profile.bucket, key, expiresIn, maxBytes);
+          return { key, method: 'POST', url: form.url, fields: form.fields, maxObjectBytes: maxBytes };
+        }),
+      );
+      const expiration = new Date(signedAt + expiresIn * 1000);
+      facts.presigned = {
+        urls: objects.map((o) => ({ key: o.key, method: o.method, expiration: expiration.toISOString() })),
+        ...(maxBytes !== undefined ? { maxObjectBytes: maxBytes } : {}),
+        sessionReused: got.reused,
+        sessionRequestId: got.origin.requestId,
+      };
+      return { profile: profile.name, operation: req.operation, bucket: profile.bucket, region: profile.region, expiresInSeconds: expiresIn, expiration, objects };
+    },
+    close: () => sessions.clear(),
+  };
+}
+
+function planFacts(plan: IssuancePlan): PlanFacts {
+  return {
+    bucket: plan.bucket,
+    ...(plan.prefix !== undefined ? { prefix: plan.prefix } : {}),
+    roleArn: plan.roleArn,
+    roleSessionName: plan.roleSessionName,
+    sourceIdentity: plan.sourceIdentity,
+    sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
+    durationSeconds: plan.durationSeconds,
+    policySha256: createHash('sha256').update(plan.policy.json).digest('hex'),
+  };
+}
