@@ -180,6 +180,8 @@ const LABELS: Record<string, { type: string; labels: string[] }> = {
   credvend_requests_shed_total: { type: 'counter', labels: ['reason'] },
   credvend_sts_in_flight: { type: 'gauge', labels: [] },
   credvend_sts_queued: { type: 'gauge', labels: [] },
+  credvend_presigned_urls_total: { type: 'counter', labels: ['operation', 'profile'] },
+  credvend_presign_sessions_total: { type: 'counter', labels: ['outcome'] },
 };
 
 describe('GET /metrics after real traffic', () => {
