@@ -15,7 +15,7 @@ const MAX_QUEUE = 16;
 const QUEUE_TIMEOUT_MS = 250;
 // Scheduling allowance on two cores shared by the service, the stub and the load client.
 const SLACK_MS = 500;
-const PHASE_MS = 6_000;
+const PHASE_MS = 4_000;
 const OVERLOAD_FACTOR = 4;
 const HEALTHZ_EVERY_MS = 50; // ~20 samples a second
 
@@ -76,11 +76,20 @@ describe('overload: shed with 503, issuance does not collapse', () => {
   let over: Measured;
 
   beforeAll(async () => {
-    knee = await measure('knee', MAX_IN_FLIGHT);
-    over = await measure('overload', MAX_IN_FLIGHT * OVERLOAD_FACTOR);
+    // Interleaved (knee, overload, knee, overload): a machine whose speed drifts between phases
+    // (two cores shared with the stub and the load client) slows both sides of the ratio alike.
+    const pairs: [Measured, Measured][] = [];
+    for (let i = 1; i <= 2; i += 1) pairs.push([await measure(`knee ${i}`, MAX_IN_FLIGHT), await measure(`overload ${i}`, MAX_IN_FLIGHT * OVERLOAD_FACTOR)]);
+    const merge = (ms: Measured[]): Measured => ({
+      outcomes: ms.flatMap((m) => m.outcomes),
+      issuedPerSecond: ms.reduce((a, m) => a + m.issuedPerSecond, 0) / ms.length,
+      healthzMs: ms.flatMap((m) => m.healthzMs),
+    });
+    knee = merge(pairs.map((p) => p[0]));
+    over = merge(pairs.map((p) => p[1]));
     figure('issued rate overload / knee', (over.issuedPerSecond / knee.issuedPerSecond).toFixed(2));
     figure('sts stub calls', rig.sts.assumeRoleCalls());
-  }, 60_000);
+  }, 90_000);
 
   it(`keeps the issued rate under ${OVERLOAD_FACTOR}x overload at >= 0.7 of the rate at the knee`, () => {
     expect(knee.outcomes.filter((o) => o.status === 200).length).toBeGreaterThan(0);
