@@ -1,4 +1,4 @@
-// The audit log (SPEC §5): exactly one JSON line per decision, with every field the security team
+// The audit log (docs/design.md §5): exactly one JSON line per decision, with every field the security team
 // needs to answer "who got which credentials for what, and when", joinable to CloudTrail by the
 // temporary accessKeyId, and never a secret key, a session token or a JWT.
 import { createHash } from 'node:crypto';

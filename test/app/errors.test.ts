@@ -1,4 +1,4 @@
-// Error mapping (SPEC §4): caller mistakes are 4xx with a stable CV_* code; upstream failures
+// Error mapping (docs/design.md §4): caller mistakes are 4xx with a stable CV_* code; upstream failures
 // are 5xx without SDK text; every body is problem+json with a requestId and no stack trace.
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Prometheus metrics (SPEC §5) as a scraper sees them: the text of GET /metrics is parsed, not
+// Prometheus metrics (docs/design.md §5) as a scraper sees them: the text of GET /metrics is parsed, not
 // prom-client's objects. Label values must stay bounded sets (route templates, profile names,
 // reasons, codes): a key, a subject or a raw URL in a label would explode cardinality and leak
 // data into a system with far wider read access than the audit log.

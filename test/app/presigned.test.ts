@@ -1,4 +1,4 @@
-// POST /v1/presigned (presigned mode, SPEC §7) through buildApp + inject(), STS mocked: URLs are
+// POST /v1/presigned (presigned mode, docs/design.md §7) through buildApp + inject(), STS mocked: URLs are
 // signed locally from one cached signing session per subject, profile and operation. What each
 // test proves is what a URL can reach (parsed, not pattern-matched), what the session may do (the
 // AssumeRole input), and what the audit log and the answer hold (never a secret key).

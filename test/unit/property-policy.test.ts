@@ -84,7 +84,7 @@ const unescape = (s: string): string => s.replace(ESCAPE_TOKEN, '$1');
 /** After removing the escapes, no IAM wildcard or variable opener may remain. */
 const hasUnescapedSpecial = (s: string): boolean => /[*?$]/.test(s.replace(ESCAPE_TOKEN, ''));
 
-/** An independent statement of the key rules (SPEC §1.3), to cross-check validateRelativeKey. */
+/** An independent statement of the key rules (docs/design.md §1.3), to cross-check validateRelativeKey. */
 function keyAcceptable(key: string, base: string): boolean {
   const wellFormed = Buffer.from(key, 'utf8').toString('utf8') === key;
   const segments = key.split('/');
