@@ -114,7 +114,7 @@ const cv = await start(0, 'dist/server.js', {
 // F: the bare SDK loop, a process of its own per segment, pinned like the servers.
 function sdkLoop() {
   const [cmd, args] = pin(0, process.execPath, ['scripts/bench/sdk-loop.mjs']);
-  const r = spawnSync(cmd, args, { env: { ...process.env, CREDVEND_STS_ENDPOINT: stsEndpoint, LOOP_CONCURRENCY: String(CONNECTIONS), LOOP_SECONDS: String(DURATION), LOOP_WARMUP_SECONDS: '3', AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1' }, encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { env: { ...process.env, CREDVEND_STS_ENDPOINT: stsEndpoint, LOOP_CONCURRENCY: String(CONNECTIONS), LOOP_SECONDS: String(DURATION), LOOP_WARMUP_SECONDS: '3', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }, encoding: 'utf8' });
   const line = r.stdout.trim().split('\n').pop();
   const out = JSON.parse(line);
   return { rps: out.rps, p50: NaN, p99: NaN, cpuUsPerRequest: out.cpuUsPerCall };

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-process.env.AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING ??= '1'; // Node 20 is supported; the SDK warns about 2027
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // Node 20 is supported; the SDK (@aws-sdk/core) warns about 2027 unless this is exactly "true"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ONCE = process.argv.includes('--once');
@@ -138,7 +138,7 @@ profiles:
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       AWS_EC2_METADATA_DISABLED: 'true',
       CREDVEND_CONFIG_FILE: configFile,
       CREDVEND_HOST: '127.0.0.1',

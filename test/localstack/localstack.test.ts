@@ -1,8 +1,9 @@
 // The same issuance flow against LocalStack (testcontainers), plus what Ceph RGW cannot show: a
 // KMS key resolved at start-up (alias -> key ARN via DescribeKey) and an SSE-KMS upload made with
-// the vended credentials. Needs a container runtime; where none runs, the suite is reported as
+// the vended credentials. Needs a container runtime and the LocalStack image; where no engine is
+// reachable, or one is but the image is neither there nor pullable, the suite is reported as
 // skipped (never as passed) with one line saying why.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
@@ -20,24 +21,58 @@ import { createBaseCredentials } from '../../src/sts/base-credentials.js';
 import { createStsClient, createStsIssuer } from '../../src/sts/issuer.js';
 import { LineSink } from '../helpers/app.js';
 
-function dockerAvailable(): boolean {
-  try {
-    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+const IMAGE = 'localstack/localstack:3.8';
+
+/** The docker CLI against the same engine (DOCKER_HOST), when there is one: status and output. */
+function dockerCli(args: string[], timeoutMs: number): { ok: boolean; out: string } {
+  const r = spawnSync('docker', args, { encoding: 'utf8', timeout: timeoutMs });
+  return { ok: r.status === 0, out: `${r.error?.message ?? ''}${r.stderr ?? ''}${r.stdout ?? ''}`.trim() };
 }
 
-const docker = dockerAvailable();
-if (!docker) console.log('LocalStack suite: SKIPPED - no Docker engine on this machine (testcontainers needs one); run it where Docker exists');
+/**
+ * Why the suite cannot run here, or undefined when it can: no container engine, an engine that has
+ * no LocalStack image and cannot pull one (no registry reachable), or an engine testcontainers
+ * cannot use. Anything else (LocalStack starting but misbehaving) fails the suite.
+ */
+async function unavailable(): Promise<string | undefined> {
+  const { getContainerRuntimeClient, ImageName } = await import('testcontainers');
+  const client = await getContainerRuntimeClient().catch((e: unknown) => new Error(firstLine(e)));
+  const cliReaches = dockerCli(['info', '--format', '{{.ServerVersion}}'], 10_000).ok;
+  if (client instanceof Error && !cliReaches) return `no Docker engine reachable (testcontainers needs one; run it where Docker exists): ${client.message}`;
+
+  const image = ImageName.fromString(IMAGE);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('no answer within 240 s')), 240_000)));
+  const pull = async (): Promise<void> => {
+    if (!(client instanceof Error)) {
+      if (!(await client.image.exists(image).catch(() => false))) await client.image.pull(image);
+    } else if (!dockerCli(['image', 'inspect', IMAGE], 30_000).ok) {
+      const r = dockerCli(['pull', IMAGE], 240_000);
+      if (!r.ok) throw new Error(r.out.split('\n').pop());
+    }
+  };
+  try {
+    await Promise.race([pull(), timeout]);
+  } catch (e) {
+    return `a Docker engine is reachable but the image ${IMAGE} cannot be pulled (no registry reachable?): ${firstLine(e)}`;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (client instanceof Error) return `a Docker engine answers \`docker info\` but testcontainers cannot use it: ${client.message}`;
+  return undefined;
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 200);
+}
 
 const REGION = 'us-east-1';
 const BUCKET = 'kms-bucket';
 const ISSUER = 'https://issuer.localstack.test';
 const base = { accessKeyId: 'test', secretAccessKey: 'test' };
 
-describe.skipIf(!docker)('LocalStack: issuance with SSE-KMS', () => {
+describe('LocalStack: issuance with SSE-KMS', () => {
+  let skipReason: string | undefined;
   let stop: (() => Promise<void>) | undefined;
   let endpoint = '';
   let keyArn = '';
@@ -45,8 +80,13 @@ describe.skipIf(!docker)('LocalStack: issuance with SSE-KMS', () => {
   let token = '';
 
   beforeAll(async () => {
+    skipReason = await unavailable();
+    if (skipReason) {
+      console.log(`LocalStack suite: SKIPPED - ${skipReason}`);
+      return;
+    }
     const { LocalstackContainer } = await import('@testcontainers/localstack');
-    const container = await new LocalstackContainer('localstack/localstack:3.8').withEnvironment({ SERVICES: 's3,sts,iam,kms' }).start();
+    const container = await new LocalstackContainer(IMAGE).withEnvironment({ SERVICES: 's3,sts,iam,kms' }).start();
     stop = async () => void (await container.stop());
     endpoint = container.getConnectionUri();
 
@@ -81,13 +121,15 @@ describe.skipIf(!docker)('LocalStack: issuance with SSE-KMS', () => {
     await stop?.();
   });
 
-  it('resolves the alias to the key ARN at start-up and binds the KMS statement to it', async () => {
+  it('resolves the alias to the key ARN at start-up and binds the KMS statement to it', async (ctx) => {
+    if (skipReason) return ctx.skip();
     const res = await app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${token}` }, payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] } });
     expect(res.statusCode).toBe(200);
     expect(res.json().keys).toEqual(['in/alice/doc.bin']);
   });
 
-  it('uploads with SSE-KMS using the vended credentials', async () => {
+  it('uploads with SSE-KMS using the vended credentials', async (ctx) => {
+    if (skipReason) return ctx.skip();
     const res = await app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${token}` }, payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] } });
     const c = res.json();
     const s3 = new S3Client({ region: REGION, endpoint, forcePathStyle: true, credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken } });

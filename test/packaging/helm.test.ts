@@ -5,7 +5,7 @@
 // Kubernetes and Prometheus Operator schemas (kubernetes-models), and every env variable, port
 // and probe path is checked against the service itself: the probes are sent to a running credvend.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -16,10 +16,9 @@ import { adminGet, startService } from '../helpers/service-process.js';
 
 const SUITE = 'packaging/helm';
 const CHART = join(ROOT, 'helm/credvend');
-const TOOLS = join(ROOT, '.tmp/packaging/npm-tools');
-// Schemas of the Kubernetes API and the Prometheus Operator CRDs, from the npm registry (never
-// committed; installed on first use, outside the project's dependencies).
-const TOOL_PACKAGES = ['kubernetes-models@4.5.1', '@kubernetes-models/prometheus-operator@6.0.0'];
+// Schemas of the Kubernetes API and the Prometheus Operator CRDs: the pinned devDependencies
+// kubernetes-models and @kubernetes-models/prometheus-operator (installed by `npm ci`).
+const MODELS = join(ROOT, 'node_modules');
 
 interface K8sObject {
   apiVersion: string;
@@ -52,8 +51,8 @@ async function validateObject(o: K8sObject): Promise<void> {
   const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
   const file =
     group === 'monitoring.coreos.com'
-      ? join(TOOLS, 'node_modules/@kubernetes-models/prometheus-operator/monitoring.coreos.com', version!, `${o.kind}.js`)
-      : join(TOOLS, 'node_modules/kubernetes-models', group ? group : '', version!, `${o.kind}.mjs`);
+      ? join(MODELS, '@kubernetes-models/prometheus-operator/monitoring.coreos.com', version!, `${o.kind}.js`)
+      : join(MODELS, 'kubernetes-models', group ? group : '', version!, `${o.kind}.mjs`);
   expect(existsSync(file), `no schema for ${o.apiVersion} ${o.kind}`).toBe(true);
   const mod = (await import(pathToFileURL(file).href)) as Record<string, new (o: unknown) => { validate(): void }>;
   const Model = mod[o.kind]!;
@@ -75,11 +74,8 @@ describe('helm chart', () => {
       return;
     }
     renderer = build.stdout.trim().split('\n').pop() ?? '';
-    if (!existsSync(join(TOOLS, 'node_modules/kubernetes-models/package.json')) || !existsSync(join(TOOLS, 'node_modules/@kubernetes-models/prometheus-operator/package.json'))) {
-      mkdirSync(TOOLS, { recursive: true });
-      const npm = await run('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', TOOLS, ...TOOL_PACKAGES], { timeoutMs: 180_000 });
-      expect(npm.code, npm.stderr.slice(-2000)).toBe(0);
-    }
+    for (const pkg of ['kubernetes-models', '@kubernetes-models/prometheus-operator'])
+      expect(existsSync(join(MODELS, pkg, 'package.json')), `${pkg} is a devDependency: run npm ci`).toBe(true);
     dir = tempRoot('cv-helm-');
   }, 300_000);
 
