@@ -2,7 +2,6 @@
 // needs to answer "who got which credentials for what, and when", joinable to CloudTrail by the
 // temporary accessKeyId, and never a secret key, a session token or a JWT.
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +11,8 @@ import { exportSPKI } from 'jose';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { AuditUnavailableError, createAuditLog, type AuditEvent } from '../../src/audit/audit.js';
-import { fileSink, streamSink, type AuditSink } from '../../src/audit/sink.js';
+import { createAuditLog, type AuditEvent } from '../../src/audit/audit.js';
+import { fileSink, streamSink } from '../../src/audit/sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';

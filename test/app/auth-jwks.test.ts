@@ -149,7 +149,7 @@ async function call(app: FastifyInstance, token: string): Promise<{ status: numb
   const t0 = performance.now();
   const res = await app.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } });
   const ms = performance.now() - t0;
-  return { status: res.statusCode, detail: res.statusCode === 200 ? undefined : (res.json() as { detail: string }).detail, ms };
+  return { status: res.statusCode, detail: res.statusCode === 200 ? undefined : res.json<{ detail: string }>().detail, ms };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,8 +202,8 @@ describe('JWKS fetches are bounded in time and size', () => {
     ['status500', 'an HTTP 500'],
     ['slow', 'a body trickling past the deadline'],
     ['oversized', 'an endless body (size cap)'],
-  ] as const)('a JWKS answering with %s keeps the last good set and answers within the deadline', async (behaviour, what) => {
-    // Attack stopped: a broken or hostile JWKS answer (here: ${what}) emptying the key set, hanging
+  ] as const)('a JWKS answering with %s keeps the last good set and answers within the deadline', async (behaviour, _what) => {
+    // Attack stopped: a broken or hostile JWKS answer (the second column) emptying the key set, hanging
     // requests, or filling memory.
     const idp = await loopbackIssuer();
     const k1 = await signingKey('k1');

@@ -3,7 +3,7 @@
 // are shown to GET /v1/profiles, which authenticates exactly as issuance does but calls no STS.
 // The JWKS key lifecycle against a switchable loopback issuer is in auth-jwks.test.ts, the pure
 // token rules in test/unit/auth-token.test.ts.
-import { generateKeyPairSync, KeyObject, sign as cryptoSign, type webcrypto } from 'node:crypto';
+import { generateKeyPairSync, KeyObject, sign as cryptoSign } from 'node:crypto';
 import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AssumeRoleCommand } from '@aws-sdk/client-sts';
@@ -201,7 +201,7 @@ describe('strict tokens', () => {
 
   /** Header and payload given as literal JSON text (duplicates and all), signed with the trusted key. */
   async function rawToken(header: string, payload: string): Promise<string> {
-    const key = KeyObject.from((await testKeys()).privateKey as unknown as webcrypto.CryptoKey);
+    const key = KeyObject.from((await testKeys()).privateKey);
     const input = `${Buffer.from(header).toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
     return `${input}.${cryptoSign('sha256', Buffer.from(input), key).toString('base64url')}`;
   }

@@ -141,7 +141,7 @@ describe('the service cannot answer: its own 503 codes', () => {
   it('shutdown deadline: a request stuck on STS gets 503 CV_SHUTTING_DOWN and a failed record, reason shutdown', async () => {
     // What it stops: callers left with a dropped socket and no record when the process exits.
     const hang: CredentialIssuer['issue'] = (_plan, signal) =>
-      new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
     h = await buildHarness({ wrapIssuer: (i) => ({ ...i, issue: hang }) });
     const pending = Promise.all([post(h), post(h), post(h)]);
     await new Promise((r) => setTimeout(r, 100));
@@ -169,7 +169,7 @@ describe('the service cannot answer: its own 503 codes', () => {
     stuckSocket.write(`POST /v1/credentials HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n${payload}`);
     const late = connect(port, '127.0.0.1');
     let out = '';
-    late.on('data', (d) => (out += d));
+    late.on('data', (d: Buffer) => (out += d.toString()));
     late.write('GET /v1/profiles HTTP/1.1\r\nhost: x\r\n');
     await new Promise((r) => setTimeout(r, 100));
     const closing = h.app.close();
@@ -228,7 +228,7 @@ describe('every error is problem+json with a CV_ code', () => {
     const text = await new Promise<string>((resolve) => {
       const s = connect(port, '127.0.0.1', () => s.write('GARBAGE\r\n\r\n'));
       let out = '';
-      s.on('data', (d) => (out += d));
+      s.on('data', (d: Buffer) => (out += d.toString()));
       s.on('close', () => resolve(out));
     });
     expect(text).toMatch(/^HTTP\/1\.1 400/);

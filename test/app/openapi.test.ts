@@ -29,7 +29,7 @@ describe('OpenAPI document', () => {
 
   it('is a valid OpenAPI 3.1 document (openapi.yaml and the served /openapi.json), by @seriousme/openapi-schema-validator', async () => {
     const h = await buildHarness();
-    const served = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json() as Record<string, unknown>;
+    const served = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json<Record<string, unknown>>();
     await h.close();
     const committed = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;
     for (const [name, doc] of [['openapi.yaml', committed], ['/openapi.json', served]] as const) {

@@ -162,7 +162,7 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
     expect(await second.exited).toBe(2);
     const lines = second.stderr().split('\n');
     expect(lines).toHaveLength(1 + 50 + 1 + 1); // header, 50 problems, "… and K more", the final newline
-    expect(lines.at(-2)).toMatch(/^  … and \d+ more$/);
+    expect(lines.at(-2)).toMatch(/^ {2}… and \d+ more$/);
     expect(lines.at(-1)).toBe('');
   });
 

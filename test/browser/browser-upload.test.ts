@@ -16,7 +16,6 @@ import {
   BUCKET,
   ensureBuilt,
   findSecrets,
-  profilesFile,
   removeTempRoot,
   ROOT,
   s3Client,
@@ -72,7 +71,7 @@ afterAll(async () => {
 
 function pageUrl(origin: string, extra: Record<string, string> = {}): string {
   const q = new URLSearchParams({ credvend: svc.url, profile: 'uploads', s3Endpoint: rgw.endpoint, tenant: rgwTenant(rgw), ...extra });
-  return `${origin}/index.html?${q}`;
+  return `${origin}/index.html?${q.toString()}`;
 }
 
 async function openPage(origin = site.origin, extra: Record<string, string> = {}): Promise<Page> {
@@ -149,7 +148,7 @@ describe('browser upload example, in Chromium', () => {
     // Download it back with download credentials: the page's checksum and the saved file.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     await page.waitForSelector('#status.ok:has-text("downloaded")');
-    const saved = readFileSync((await download.path())!);
+    const saved = readFileSync((await download.path()));
     expect(saved.length).toBe(bytes.length);
     expect(sha256(saved)).toBe(sha256(bytes));
     expect(await page.textContent('#download-result')).toContain(sha256(bytes));

@@ -9,7 +9,7 @@ const FIFTEEN_MIN = 900_000;
 function fakeCredvend(): { fetch: typeof fetch; bodies: unknown[] } {
   const bodies: unknown[] = [];
   const fake = (async (_url: string | URL | Request, init?: RequestInit) => {
-    bodies.push(JSON.parse(String(init?.body)));
+    bodies.push(JSON.parse(init?.body as string));
     const n = bodies.length;
     await new Promise((r) => setTimeout(r, 5));
     return Response.json({

@@ -66,7 +66,7 @@ interface Ran extends Phase {
 let rig: Rig;
 let svc: Service;
 let outcomes: Outcome[] = [];
-let ran: Ran[] = [];
+const ran: Ran[] = [];
 let recovery: Outcome[] = [];
 
 beforeAll(async () => {

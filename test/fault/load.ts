@@ -60,7 +60,7 @@ export async function requestCredentials(url: string, token: string, body: unkno
     } catch {
       // not JSON: the contract check reports it
     }
-    const s = (k: string): string | undefined => (typeof json[k] === 'string' ? (json[k] as string) : undefined);
+    const s = (k: string): string | undefined => (typeof json[k] === 'string' ? (json[k]) : undefined);
     if (res.status === 200) {
       return { ...head, requestId: s('requestId'), accessKeyId: s('accessKeyId'), secretAccessKey: s('secretAccessKey'), sessionToken: s('sessionToken') };
     }

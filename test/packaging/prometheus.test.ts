@@ -11,7 +11,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, freePort, ROOT, removeTempRoot, sleep, startIssuer, tail, tempRoot, type Issuer } from '../helpers/e2e.js';
+import { ensureBuilt, freePort, ROOT, removeTempRoot, startIssuer, tail, tempRoot, type Issuer } from '../helpers/e2e.js';
 import { startContainerStub, startStsStub, type ContainerStub, type StsStub } from '../helpers/fault-stubs.js';
 import { CREDENTIAL_REQUEST, startService, waitFor, type Service } from '../helpers/service-process.js';
 

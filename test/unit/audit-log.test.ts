@@ -39,8 +39,8 @@ describe('createAuditLog', () => {
     const metrics = createMetrics({ version: 't', defaultMetrics: false });
     const audit = createAuditLog(d.sink, { metrics, retryIntervalMs: 20 });
     const results = await Promise.allSettled([audit.record(denied('r-1')), audit.record(issued('r-2'))]);
-    expect(results[0]!.status).toBe('fulfilled');
-    expect(results[1]!.status).toBe('rejected');
+    expect(results[0].status).toBe('fulfilled');
+    expect(results[1].status).toBe('rejected');
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(AuditUnavailableError);
     expect(audit.writable()).toBe(false);
     expect(await metrics.registry.metrics()).toMatch(/credvend_audit_writable 0/);

@@ -1,7 +1,6 @@
 import { reasonOf } from '../helpers/policy.js';
 import { describe, it, expect } from 'vitest';
 import { loadConfig, type Profile } from '../../src/config/load.js';
-import { PolicyError, type DenialReason } from '../../src/policy/errors.js';
 import { planIssuance, type CredentialRequest, type IssuancePlan, type PlanOptions } from '../../src/policy/plan.js';
 import type { Principal } from '../../src/policy/principal.js';
 

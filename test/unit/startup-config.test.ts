@@ -2,7 +2,7 @@
 // operator fixes a bad deployment in one round trip. ARN rules are security rules: a value that
 // does not parse strictly must stop the service, never be guessed at.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
 import { problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';

@@ -107,7 +107,9 @@ ui.file.addEventListener('change', () => {
   if (f && !ui.key.value) ui.key.value = f.name;
 });
 
-ui.upload.addEventListener('click', async () => {
+ui.upload.addEventListener('click', () => void onUpload());
+
+async function onUpload(): Promise<void> {
   const file = ui.file.files?.[0];
   if (!file) return show('error', 'pick a file first');
   const key = ui.key.value.trim() || file.name;
@@ -142,9 +144,11 @@ ui.upload.addEventListener('click', async () => {
   } finally {
     ui.upload.disabled = false;
   }
-});
+}
 
-ui.download.addEventListener('click', async () => {
+ui.download.addEventListener('click', () => void onDownload());
+
+async function onDownload(): Promise<void> {
   const key = ui.key.value.trim();
   ui.download.disabled = true;
   try {
@@ -153,7 +157,7 @@ ui.download.addEventListener('click', async () => {
     const objectKey = grant.keys[0];
     if (!objectKey) throw new Error('credvend granted no key');
     const to = target(grant);
-    const bytes = await downloadObject(s3Client(to, async () => grant), to.bucket, objectKey);
+    const bytes = await downloadObject(s3Client(to, () => Promise.resolve(grant)), to.bucket, objectKey);
     ui.downloadResult.textContent = `downloaded ${bytes.byteLength.toLocaleString('en')} bytes, SHA-256 ${await sha256(bytes)}`;
     // Save it: a blob: URL never leaves the page, and is revoked once the browser has it.
     const a = document.createElement('a');
@@ -167,6 +171,6 @@ ui.download.addEventListener('click', async () => {
   } finally {
     ui.download.disabled = false;
   }
-});
+}
 
 show('ok', 'ready');

@@ -53,7 +53,10 @@ export async function uploadObject(client: S3Client, bucket: string, key: string
 export async function downloadObject(client: S3Client, bucket: string, key: string): Promise<Uint8Array<ArrayBuffer>> {
   const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   if (!res.Body) throw new Error('S3 answered without a body');
-  return new Uint8Array(await res.Body.transformToByteArray());
+  // In the browser build the SDK's stream mixin type resolves only partly (no Node types): the
+  // one method used is named here.
+  const body = res.Body as { transformToByteArray(): Promise<Uint8Array> };
+  return new Uint8Array(await body.transformToByteArray());
 }
 
 /** A sentence for the page: S3's error code and status (RGW sends no message: "UnknownError"). */
