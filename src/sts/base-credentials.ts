@@ -85,9 +85,11 @@ const USABLE_MARGIN_MS = 30_000;
 // A source that keeps returning the same near-expiry (but still usable) keys is asked again at
 // most this often, not on every request.
 const RETRY_INTERVAL_MS = 10_000;
-// After a failed fetch: 1 s, doubling per consecutive failure, at most 30 s.
+// After a failed fetch: 1 s, doubling per consecutive failure, at most 5 s. Short: while the
+// credentials are unusable nothing is issued, so recovery must follow the endpoint's within
+// seconds; one fetch per few seconds is no load on the ECS agent or STS.
 const BACKOFF_INITIAL_MS = 1000;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF_MAX_MS = 5_000;
 
 /**
  * The SDK default chain, except for the container-credentials endpoint (ECS, EKS Pod Identity),
