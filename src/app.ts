@@ -162,17 +162,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     else if (request.url.length > MAX_URL_LENGTH) done(new UriTooLong());
     else done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     // Graceful drain: once close() starts, answers carry `Connection: close`, so a client's
     // keep-alive socket does not hold close() open until the grace period runs out
     // (fastify/fastify#7044).
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   // Requests whose error was a 5xx: their one access line is written at error level, with the
   // error's own bounded fields (SDK errors and their causes are not logged as they are).
   const failures = new WeakMap<FastifyRequest, { problem: string; err: { name?: string; code?: string; kind?: string } }>();
   const accessLevel = env.CREDVEND_ACCESS_LOG;
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
     // The route template, never the raw URL (keys, profile names and random paths are unbounded).
     const route = request.routeOptions.url ?? 'unmatched';
@@ -183,6 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const failure = failures.get(request);
     if (failure) request.log.error({ ...line, ...failure }, 'request');
     else if (accessLevel !== 'off') request.log[accessLevel](line, 'request');
+    done();
   });
 
   app.setErrorHandler((err, request, reply) => {

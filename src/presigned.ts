@@ -15,9 +15,9 @@
 // close. A URL carries the session token (X-Amz-Security-Token) by design, never the secret.
 // Threat: an oversized upload. Only a POST policy's content-length-range is enforced by S3, so
 // with maxObjectBytes uploads get POST forms only, never a PUT URL (which cannot be capped).
-import { createHash } from 'node:crypto';
 import type { DecisionFacts, PlanFacts } from './audit/decision.js';
 import type { Config } from './config/load.js';
+import { sha256 } from './digest.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { checkRequest, planPresignSession, profileClaims, type IssuancePlan } from './policy/plan.js';
@@ -138,7 +138,8 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
       // A URL must die before its session (SigV4 would refuse it then anyway, with a less clear
       // error). A reused session has at least wanted + margin left; only a fresh session that STS
       // gave less than that can cut the URL shorter.
-      const signedAt = now();
+      // Whole seconds: X-Amz-Date has no finer unit, so `expiration` below is exactly the URLs'.
+      const signedAt = Math.floor(now() / 1000) * 1000;
       const expiresIn = Math.min(wanted, Math.floor((c.expiration.getTime() - signedAt) / 1000) - PRESIGN_MARGIN_SECONDS);
       if (expiresIn < 1) throw new Error('the signing session STS returned expires too soon to sign with');
       let sign = signers.get(c);
@@ -147,11 +148,13 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
         signers.set(c, sign);
       }
       const s = sign;
+      // Every URL is signed at signedAt (X-Amz-Date), so each expires exactly at `expiration`.
+      const at = new Date(signedAt);
       const objects = await Promise.all(
         keys.map(async (key): Promise<PresignedObject> => {
-          if (req.operation === 'download') return { key, method: 'GET', url: await s.getUrl(profile.bucket, key, expiresIn) };
-          if (maxBytes === undefined) return { key, method: 'PUT', url: await s.putUrl(profile.bucket, key, expiresIn) };
-          const form = await s.postForm(profile.bucket, key, expiresIn, maxBytes);
+          if (req.operation === 'download') return { key, method: 'GET', url: await s.getUrl(profile.bucket, key, expiresIn, at) };
+          if (maxBytes === undefined) return { key, method: 'PUT', url: await s.putUrl(profile.bucket, key, expiresIn, at) };
+          const form = await s.postForm(profile.bucket, key, expiresIn, maxBytes, at);
           return { key, method: 'POST', url: form.url, fields: form.fields, maxObjectBytes: maxBytes };
         }),
       );
@@ -177,6 +180,6 @@ function planFacts(plan: IssuancePlan): PlanFacts {
     sourceIdentity: plan.sourceIdentity,
     sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
     durationSeconds: plan.durationSeconds,
-    policySha256: createHash('sha256').update(plan.policy.json).digest('hex'),
+    policySha256: sha256(plan.policy.json),
   };
 }

@@ -1,10 +1,10 @@
 // Issuance: authorize and plan (pure), call STS (through the narrow issuer), and record what was
 // learned in the request's decision facts. Shared by every route that vends credentials. It knows
 // nothing of HTTP or of the audit log: the decision plugin turns the facts into the one record.
-import { createHash } from 'node:crypto';
 import type { AuditSubject } from './audit/audit.js';
 import type { DecisionFacts, RequestedFacts } from './audit/decision.js';
 import type { Config } from './config/load.js';
+import { sha256 } from './digest.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
@@ -51,7 +51,7 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
         sourceIdentity: plan.sourceIdentity,
         sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
         durationSeconds: plan.durationSeconds,
-        policySha256: createHash('sha256').update(plan.policy.json).digest('hex'),
+        policySha256: sha256(plan.policy.json),
       };
 
       // Counted once per STS call: with grant reuse, only by the request whose call it is.

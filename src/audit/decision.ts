@@ -37,7 +37,7 @@ export type Outcome =
   | { readonly kind: 'denied'; readonly errorCode: string; readonly reason: string }
   | { readonly kind: 'failed'; readonly errorCode: string; readonly reason?: string };
 
-/** The one audit record of a decision. */
+/** The one audit record of a decision (`event` first: what a reader scans for). */
 export function decisionRecord(facts: DecisionFacts, request: RequestFacts, outcome: Outcome): AuditEvent {
   const base = {
     ...request,
@@ -47,22 +47,22 @@ export function decisionRecord(facts: DecisionFacts, request: RequestFacts, outc
     ...(facts.delivery ? { delivery: facts.delivery } : {}),
   };
   if (outcome.kind === 'issued' && facts.presigned && facts.plan && facts.issued) {
-    return { ...base, ...facts.plan, ...facts.issued, ...facts.presigned, event: 'presigned.issued' };
+    return { event: 'presigned.issued', ...base, ...facts.plan, ...facts.issued, ...facts.presigned };
   }
   if (outcome.kind === 'issued' && facts.plan && facts.issued) {
-    return { ...base, ...facts.plan, ...facts.issued, event: 'credentials.issued' };
+    return { event: 'credentials.issued', ...base, ...facts.plan, ...facts.issued };
   }
   if (outcome.kind === 'reused' && facts.plan && facts.issued && facts.reused) {
     const { requestId: issuedForRequestId, roleSessionName } = facts.reused;
-    return { ...base, ...facts.plan, roleSessionName, ...facts.issued, issuedForRequestId, event: 'credentials.reused' };
+    return { event: 'credentials.reused', ...base, ...facts.plan, roleSessionName, ...facts.issued, issuedForRequestId };
   }
   if (outcome.kind === 'denied') {
-    return { ...base, ...facts.requested, event: 'credentials.denied', errorCode: outcome.errorCode, reason: outcome.reason };
+    return { event: 'credentials.denied', ...base, ...facts.requested, errorCode: outcome.errorCode, reason: outcome.reason };
   }
   return {
+    event: 'credentials.failed',
     ...base,
     ...facts.plan,
-    event: 'credentials.failed',
     // An answer of 200 without issued facts cannot happen; were it to, it is recorded as a failure.
     errorCode: outcome.kind === 'failed' ? outcome.errorCode : 'CV_INTERNAL',
     ...(outcome.kind === 'failed' && outcome.reason ? { reason: outcome.reason } : {}),

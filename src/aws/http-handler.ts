@@ -92,7 +92,8 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
   return {
     metadata: inner.metadata,
     async handle(request, handlerOptions) {
-      const out = await inner.handle(request, handlerOptions);
+      const signal = requestSignals.get(request);
+      const out = await inner.handle(request, signal ? { ...handlerOptions, abortSignal: signal } : handlerOptions);
       const res = out.response;
       const body: unknown = res.body;
       const declared = res.headers['content-length'];
@@ -125,6 +126,38 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
       httpsAgent.destroy();
     },
   };
+}
+
+// --- a caller's abort signal, without send() options ---------------------------------------------
+
+// smithy's Client.send uses its middleware cache (cacheMiddleware) only when a call has no options
+// at all: `send(cmd, { abortSignal })` rebuilds the whole middleware stack, which cost more CPU
+// per AssumeRole than all of credvend's own work on a request. So a call's signal travels with its
+// input instead: signalFor() ties it to the command's input, the middleware below (innermost, once
+// per attempt) ties it to the HTTP request, and the handler above hands it to smithy, which
+// destroys the socket and stops retrying on abort, exactly as with the send() option.
+const inputSignals = new WeakMap<object, AbortSignal>();
+const requestSignals = new WeakMap<object, AbortSignal>();
+
+/** `input`, marked so that the SDK call made with it is aborted by `signal`. */
+export function signalFor<T extends object>(input: T, signal: AbortSignal | undefined): T {
+  if (signal) inputSignals.set(input, signal);
+  return input;
+}
+
+interface SignalArgs {
+  readonly input?: unknown;
+  readonly request?: unknown;
+}
+
+/** Adds the middleware that carries signalFor()'s signal to the request handler. */
+export function carryAbortSignals(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void {
+  const middleware = (next: (args: SignalArgs) => Promise<unknown>) => (args: SignalArgs) => {
+    const signal = typeof args.input === 'object' && args.input !== null ? inputSignals.get(args.input) : undefined;
+    if (signal && typeof args.request === 'object' && args.request !== null) requestSignals.set(args.request, signal);
+    return next(args);
+  };
+  stack.add(middleware, { step: 'deserialize', priority: 'low', name: 'credvendAbortSignalMiddleware', override: true });
 }
 
 // --- the overall deadline of one SDK call --------------------------------------------------------

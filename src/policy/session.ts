@@ -1,5 +1,5 @@
 // RoleSessionName and DurationSeconds: both derived from verified facts, never from the body.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../digest.js';
 import type { Principal } from './principal.js';
 
 /** AssumeRole with the service's own role credentials is role chaining: STS caps it at 1 hour. */
@@ -18,7 +18,7 @@ export function stsSafe(value: string): string {
  * Built only from the verified principal, so a caller cannot impersonate another in CloudTrail.
  */
 export function roleSessionName(principal: Principal, requestId: string): string {
-  const hash = createHash('sha256').update(`${principal.issuer}\n${principal.subject}`).digest('hex').slice(0, 8);
+  const hash = sha256(`${principal.issuer}\n${principal.subject}`).slice(0, 8);
   const rid = stsSafe(requestId).slice(0, 12);
   const readable = stsSafe(principal.subject).slice(0, 64 - hash.length - rid.length - 2) || 'x';
   return `${readable}.${hash}.${rid}`;

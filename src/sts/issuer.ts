@@ -3,9 +3,9 @@
 //
 // SDK exceptions are translated here into StsError with a bounded `code`: their messages can
 // carry request details and never reach a caller, a log line or a metric label as they are.
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient, type AssumeRoleCommandInput } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS, FALLBACK_DEADLINE_MS, networkErrorCode, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
+import { carryAbortSignals, createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS, FALLBACK_DEADLINE_MS, networkErrorCode, signalFor, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
 import type { IssuancePlan } from '../policy/plan.js';
 import { BaseCredentialsUnavailableError } from './base-credentials.js';
 
@@ -137,6 +137,7 @@ export function createStsClient(opts: StsClientOptions): STSClient {
       maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
     }),
   });
+  carryAbortSignals(client.middlewareStack);
   deadlines.set(client, upstreamDeadlineMs(opts));
   return client;
 }
@@ -164,7 +165,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
 
   return {
     async issue(plan, signal) {
-      const cmd = new AssumeRoleCommand({
+      const input: AssumeRoleCommandInput = {
         RoleArn: plan.roleArn,
         RoleSessionName: plan.roleSessionName,
         DurationSeconds: plan.durationSeconds,
@@ -175,8 +176,10 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
         ...(plan.transitiveTagKeys.length > 0 ? { TransitiveTagKeys: [...plan.transitiveTagKeys] } : {}),
         SourceIdentity: plan.sourceIdentity,
         ...(plan.externalId ? { ExternalId: plan.externalId } : {}),
-      });
-      const out = await send(signal, (abortSignal) => client.send(cmd, abortSignal ? { abortSignal } : {}));
+      };
+      // No send() options: they would turn off the SDK's middleware cache. The signal goes with
+      // the input instead (signalFor, src/aws/http-handler.ts).
+      const out = await send(signal, (abortSignal) => client.send(new AssumeRoleCommand(signalFor(input, abortSignal))));
       const c = out.Credentials;
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new StsError('unavailable', 'IncompleteResponse');
@@ -190,7 +193,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
       };
     },
     async callerIdentity(signal) {
-      const out = await send(signal, (abortSignal) => client.send(new GetCallerIdentityCommand({}), abortSignal ? { abortSignal } : {}));
+      const out = await send(signal, (abortSignal) => (abortSignal ? client.send(new GetCallerIdentityCommand({}), { abortSignal }) : client.send(new GetCallerIdentityCommand({}))));
       return { account: out.Account ?? '', arn: out.Arn ?? '' };
     },
   };

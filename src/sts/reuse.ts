@@ -15,7 +15,7 @@
 // stale error pinning a grant shut: failures are never stored; only the waiters of the failed
 // flight see it.
 // The cache holds secrets: it is never logged, bounded per profile (LRU), and cleared on close.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../digest.js';
 import type { IssuancePlan } from '../policy/plan.js';
 import type { IssuedCredentials } from './issuer.js';
 
@@ -81,7 +81,7 @@ export function grantKey(principal: { readonly issuer: string; readonly subject:
     plan.sourceIdentity,
     plan.externalId ?? null,
   ];
-  return createHash('sha256').update(JSON.stringify(identity)).digest('base64url');
+  return sha256(JSON.stringify(identity), 'base64url');
 }
 
 interface Held {
