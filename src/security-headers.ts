@@ -18,7 +18,7 @@ export function securityHeaders(options: HelmetOptions): Readonly<Record<string,
     },
   };
   helmet(options)({} as never, res as never, (err?: unknown) => {
-    if (err) throw err;
+    if (err) throw err instanceof Error ? err : new Error('helmet could not compute the security headers');
   });
   return Object.freeze(headers);
 }

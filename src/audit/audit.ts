@@ -233,7 +233,7 @@ export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): Aud
     // The credential of an issued (or reused) record is withheld: what is owed is the refusal,
     // which still names the accessKeyId, so CloudTrail's AssumeRole entry has its explanation.
     const e = p.event;
-    owed.push(e.event === 'credentials.issued' || e.event === 'credentials.reused' || e.event === 'presigned.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true } as AuditEvent) : p.line);
+    owed.push(e.event === 'credentials.issued' || e.event === 'credentials.reused' || e.event === 'presigned.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true }) : p.line);
     opts.metrics?.auditWriteFailures.inc({ code });
     if (owed.length > maxOwed) owed = owed.slice(owed.length - maxOwed);
   };
@@ -258,7 +258,10 @@ export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): Aud
     const stillOwed = lines.filter((l) => !landed(l));
     const err = new AuditUnavailableError(res.error.code);
     const refused: Pending[] = [];
-    for (const p of batch) (landed(p.line) ? p.resolve() : refused.push(p));
+    for (const p of batch) {
+      if (landed(p.line)) p.resolve();
+      else refused.push(p);
+    }
     owed = [...stillOwed, ...owed];
     for (const p of refused) {
       owe(p, res.error.code);

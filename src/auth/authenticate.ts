@@ -22,7 +22,7 @@ import type { Principal } from '../policy/principal.js';
 import { createFetchJson, type FetchJson } from './fetch-json.js';
 import { ASYMMETRIC_ALGORITHMS, keyWeakness, verifySignature, type VerificationKey } from './jws.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
-import { checkClaims, parseToken, TokenRejectedError, type ParsedToken, type RejectReason } from './token.js';
+import { checkClaims, parseToken, TokenRejectedError, type ParsedToken } from './token.js';
 
 /** Two Authorization headers: which one counts differs between proxies and us, so neither does. */
 

@@ -38,7 +38,7 @@ export function createFetchJson(opts: { maxBytes: number }): FetchJson {
     }
     const chunks: Uint8Array[] = [];
     let size = 0;
-    const reader = res.body.getReader();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();

@@ -114,7 +114,7 @@ export function checkClaims(payload: JsonObject, rules: ClaimRules): string[] {
   if (nbf !== undefined && nbf > now + skew) throw new TokenRejectedError('not valid yet (nbf)');
   if (iat !== undefined && iat > now + skew) throw new TokenRejectedError('issued in the future (iat)');
   const aud = payload.aud;
-  const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? (aud as string[]) : [];
+  const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? aud : [];
   if (!list.some((a) => rules.audiences.includes(a))) throw new TokenRejectedError('audience not accepted');
   return list;
 }

@@ -226,7 +226,7 @@ export function withDeadline<T>(deadlineMs: number, signal: AbortSignal | undefi
       },
       (err: unknown) => {
         // Whatever the SDK made of an abort (AbortError, a reset socket), the reason is the abort.
-        if (finish()) reject(signal?.aborted ? (signal.reason as Error) : err);
+        if (finish()) reject(signal?.aborted ? (signal.reason as Error) : (err as Error));
       },
     );
   });

@@ -281,6 +281,6 @@ function isTimeout(err: unknown): boolean {
 /** A bounded name for a log field; never the message, which may carry an endpoint's answer. */
 function errorName(err: unknown): string | undefined {
   if (err === undefined) return undefined;
-  const name = (err as { name?: unknown } | null)?.name;
+  const name: unknown = typeof err === 'object' && err !== null && 'name' in err ? err.name : undefined;
   return typeof name === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : 'error';
 }

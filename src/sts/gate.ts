@@ -47,7 +47,7 @@ export function gateIssuer(issuer: CredentialIssuer, opts: GateOptions): Credent
     gauge();
   };
   const acquire = (signal: AbortSignal | undefined): Promise<void> => {
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (inFlight < opts.maxInFlight) {
       inFlight += 1;
       gauge();
@@ -70,7 +70,7 @@ export function gateIssuer(issuer: CredentialIssuer, opts: GateOptions): Credent
       };
       const onAbort = () => {
         leave();
-        reject(signal?.reason);
+        reject(signal?.reason as Error);
       };
       const timer = setTimeout(() => {
         leave();

@@ -109,7 +109,7 @@ export function createGrantReuse({ now }: { readonly now: () => number }): Grant
   const store = (profile: string, key: string, entry: Held, settings: ReuseSettings): void => {
     if (entry.credentials.expiration.getTime() - now() < settings.minRemainingSeconds * 1000) return;
     let lru = held.get(profile);
-    if (!lru) held.set(profile, (lru = new Map()));
+    if (!lru) held.set(profile, (lru = new Map<string, Held>()));
     lru.delete(key);
     lru.set(key, entry);
     for (const oldest of lru.keys()) {
