@@ -17,7 +17,10 @@ export default tseslint.config(
     },
     rules: {
       // `_`-prefixed parameters are deliberately unused (fixed signatures: hooks, callbacks).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Control characters in patterns are the point: key and log-line validation refuse them.
       'no-control-regex': 'off',
       // Fastify plugins and our async interfaces (AuditSink, CredentialIssuer fakes) are async by

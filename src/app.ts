@@ -11,7 +11,15 @@ import type { AuditLog } from './audit/audit.js';
 import { createAuthenticator } from './auth/authenticate.js';
 import type { Config } from './config/load.js';
 import { registerSecurityHeaders } from './security-headers.js';
-import { clientErrorResponse, MethodNotAllowed, NotReady, problemBody, ShuttingDown, toProblem, UriTooLong } from './errors.js';
+import {
+  clientErrorResponse,
+  MethodNotAllowed,
+  NotReady,
+  problemBody,
+  ShuttingDown,
+  toProblem,
+  UriTooLong,
+} from './errors.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { Principal } from './policy/principal.js';
 import type { Readiness } from './readiness.js';
@@ -66,7 +74,14 @@ export const OPENAPI_VERSION = '1.0.0';
 
 // Fields that must never be logged. Explicit paths: `*.x` wildcards cost more per log line than
 // the line itself, and no log call here nests deeper than these.
-const LOG_REDACT = ['req.headers.authorization', 'headers.authorization', 'secretAccessKey', 'sessionToken', 'err.secretAccessKey', 'err.sessionToken'];
+const LOG_REDACT = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'secretAccessKey',
+  'sessionToken',
+  'err.secretAccessKey',
+  'err.sessionToken',
+];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, metrics, audit } = deps;
@@ -96,7 +111,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'credvend', version: OPENAPI_VERSION, description: 'Short-lived AWS credentials scoped to exactly the S3 objects a caller may upload or download.' },
+      info: {
+        title: 'credvend',
+        version: OPENAPI_VERSION,
+        description: 'Short-lived AWS credentials scoped to exactly the S3 objects a caller may upload or download.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
@@ -104,8 +123,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // A JSON API: no document may load anything, so CSP is only default-src/frame-ancestors 'none'.
-  registerSecurityHeaders(app, { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
-  const origins = env.CREDVEND_CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  registerSecurityHeaders(app, {
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+  const origins = env.CREDVEND_CORS_ORIGINS.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   await app.register(cors, {
     origin: origins.length > 0 ? origins : false,
     methods: ['GET', 'POST'],
@@ -119,7 +142,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       hook: 'preHandler', // after authentication, so the budget is per verified subject
       max: env.CREDVEND_RATE_LIMIT_MAX,
       timeWindow: env.CREDVEND_RATE_LIMIT_WINDOW,
-      keyGenerator: (req: FastifyRequest) => (req.principal ? `sub:${req.principal.issuer}|${req.principal.subject}` : `ip:${req.ip}`),
+      keyGenerator: (req: FastifyRequest) =>
+        req.principal ? `sub:${req.principal.issuer}|${req.principal.subject}` : `ip:${req.ip}`,
       ...(deps.rateLimitRedis
         ? {
             redis: deps.rateLimitRedis,
@@ -129,7 +153,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             skipOnError: true,
           }
         : {}),
-      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'CV_RATE_LIMITED', message: `rate limit exceeded; retry after ${ctx.after}` }),
+      errorResponseBuilder: (_req, ctx) => ({
+        statusCode: 429,
+        code: 'CV_RATE_LIMITED',
+        message: `rate limit exceeded; retry after ${ctx.after}`,
+      }),
     });
   }
 
@@ -145,7 +173,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const grants = deps.grants ?? createGrantReuse({ now: deps.now });
   app.addHook('onClose', async () => grants.clear());
   const vendor = createVendor({ config, issuer: deps.issuer, metrics, now: deps.now, grants });
-  const urlSigner = deps.urlSigner ?? createUrlSigner({ endpoint: env.CREDVEND_S3_ENDPOINT, forcePathStyle: env.CREDVEND_S3_FORCE_PATH_STYLE });
+  const urlSigner =
+    deps.urlSigner ??
+    createUrlSigner({ endpoint: env.CREDVEND_S3_ENDPOINT, forcePathStyle: env.CREDVEND_S3_FORCE_PATH_STYLE });
   const presigner = createPresignedVendor({ config, issuer: deps.issuer, signer: urlSigner, metrics, now: deps.now });
   // Signing sessions are secrets held in memory too.
   app.addHook('onClose', async () => presigner.close());
@@ -174,7 +204,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // Requests whose error was a 5xx: their one access line is written at error level, with the
   // error's own bounded fields (SDK errors and their causes are not logged as they are).
-  const failures = new WeakMap<FastifyRequest, { problem: string; err: { name?: string; code?: string; kind?: string } }>();
+  const failures = new WeakMap<
+    FastifyRequest,
+    { problem: string; err: { name?: string; code?: string; kind?: string } }
+  >();
   const accessLevel = env.CREDVEND_ACCESS_LOG;
   app.addHook('onResponse', (request, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
@@ -183,7 +216,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.httpDuration.observe({ route, method: request.method, status_code: String(reply.statusCode) }, seconds);
     // One line per request at most, and no "incoming request" line: at a few thousand requests a
     // second, log volume is a cost. CREDVEND_ACCESS_LOG=off silences all but the failures.
-    const line = { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ip: request.ip };
+    const line = {
+      method: request.method,
+      route,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      ip: request.ip,
+    };
     const failure = failures.get(request);
     if (failure) request.log.error({ ...line, ...failure }, 'request');
     else if (accessLevel !== 'off') request.log[accessLevel](line, 'request');
@@ -195,9 +234,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     request.reportProblem(p, err);
     if (p.status >= 500) {
       const e = err as { name?: string; code?: string; kind?: string };
-      failures.set(request, { problem: p.code, err: { ...(e.name ? { name: e.name } : {}), ...(e.code ? { code: e.code } : {}), ...(e.kind ? { kind: e.kind } : {}) } });
+      failures.set(request, {
+        problem: p.code,
+        err: {
+          ...(e.name ? { name: e.name } : {}),
+          ...(e.code ? { code: e.code } : {}),
+          ...(e.kind ? { kind: e.kind } : {}),
+        },
+      });
     }
-    void reply.code(p.status).headers(p.headers ?? {}).type('application/problem+json').send(problemBody(p, request.id));
+    void reply
+      .code(p.status)
+      .headers(p.headers ?? {})
+      .type('application/problem+json')
+      .send(problemBody(p, request.id));
   });
   // A known path with another method is a 405 naming the allowed ones; anything else a 404.
   const routes: { pattern: RegExp; method: string }[] = [];
@@ -212,7 +262,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.header('allow', allowed.join(', '));
       throw new MethodNotAllowed(request.method.slice(0, 16), allowed.join(', '));
     }
-    void reply.code(404).type('application/problem+json').send(problemBody({ status: 404, code: 'CV_NOT_FOUND', title: 'Not found', detail: 'no such route' }, request.id));
+    void reply
+      .code(404)
+      .type('application/problem+json')
+      .send(
+        problemBody({ status: 404, code: 'CV_NOT_FOUND', title: 'Not found', detail: 'no such route' }, request.id),
+      );
   });
 
   const routeDeps = { config, vendor, presigner, authenticateHook };
@@ -227,9 +282,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 }
 
 /** The admin listener: /metrics (and health) apart from the API, so it is not exposed with it. */
-export async function buildAdminApp(deps: Pick<AppDeps, 'metrics' | 'logger' | 'readiness'> & { withMetrics: boolean }): Promise<FastifyInstance> {
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- as in buildApp
-  const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+export async function buildAdminApp(
+  deps: Pick<AppDeps, 'metrics' | 'logger' | 'readiness'> & { withMetrics: boolean },
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- as in buildApp
+    loggerInstance: deps.logger.child({ listener: 'admin' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   if (deps.withMetrics) await app.register(metricsRoute(deps.metrics));
   await app.register(healthRoutes(deps.readiness));
   return app;

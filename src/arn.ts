@@ -147,7 +147,13 @@ export function parseArn(text: string): ArnResult<Arn> {
       ? fail("ARN must start with lowercase 'arn:'")
       : fail("not an ARN (must start with 'arn:')");
   }
-  if (partition === undefined || service === undefined || region === undefined || account === undefined || rest.length === 0) {
+  if (
+    partition === undefined ||
+    service === undefined ||
+    region === undefined ||
+    account === undefined ||
+    rest.length === 0
+  ) {
     return fail('ARN must have the form arn:partition:service:region:account:resource');
   }
   if (!isPartition(partition)) {

@@ -10,8 +10,21 @@ import { createReadiness } from './readiness.js';
 /** Builds the app with a placeholder configuration (no I/O) just to read its document. */
 export async function openApiDocument(): Promise<Record<string, unknown>> {
   const file = {
-    issuers: [{ issuer: 'https://issuer.invalid', audiences: ['credvend'], hmacSecret: 'placeholder-secret-placeholder-secret' }],
-    profiles: { example: { roleArn: 'arn:aws:iam::123456789012:role/example', bucket: 'example-bucket', region: 'us-east-1', match: {} } },
+    issuers: [
+      {
+        issuer: 'https://issuer.invalid',
+        audiences: ['credvend'],
+        hmacSecret: 'placeholder-secret-placeholder-secret',
+      },
+    ],
+    profiles: {
+      example: {
+        roleArn: 'arn:aws:iam::123456789012:role/example',
+        bucket: 'example-bucket',
+        region: 'us-east-1',
+        match: {},
+      },
+    },
   };
   const config = loadConfig({ CREDVEND_CONFIG_FILE: 'openapi.json' }, () => JSON.stringify(file));
   const unused = async (): Promise<never> => {

@@ -38,7 +38,13 @@ export interface PresignRequest {
 
 export type PresignedObject =
   | { readonly key: string; readonly method: 'PUT' | 'GET'; readonly url: string }
-  | { readonly key: string; readonly method: 'POST'; readonly url: string; readonly fields: Readonly<Record<string, string>>; readonly maxObjectBytes: number };
+  | {
+      readonly key: string;
+      readonly method: 'POST';
+      readonly url: string;
+      readonly fields: Readonly<Record<string, string>>;
+      readonly maxObjectBytes: number;
+    };
 
 export interface Presigned {
   readonly profile: string;
@@ -52,7 +58,13 @@ export interface Presigned {
 
 export interface PresignedVendor {
   /** Fills `facts` as it goes (a failure leaves what was known); throws domain errors. */
-  presign(principal: Principal, profileName: string, req: PresignRequest, requestId: string, facts: DecisionFacts): Promise<Presigned>;
+  presign(
+    principal: Principal,
+    profileName: string,
+    req: PresignRequest,
+    requestId: string,
+    facts: DecisionFacts,
+  ): Promise<Presigned>;
   /** Drops every signing session (shutdown). */
   close(): void;
 }
@@ -140,7 +152,10 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
       // gave less than that can cut the URL shorter.
       // Whole seconds: X-Amz-Date has no finer unit, so `expiration` below is exactly the URLs'.
       const signedAt = Math.floor(now() / 1000) * 1000;
-      const expiresIn = Math.min(wanted, Math.floor((c.expiration.getTime() - signedAt) / 1000) - PRESIGN_MARGIN_SECONDS);
+      const expiresIn = Math.min(
+        wanted,
+        Math.floor((c.expiration.getTime() - signedAt) / 1000) - PRESIGN_MARGIN_SECONDS,
+      );
       if (expiresIn < 1) throw new Error('the signing session STS returned expires too soon to sign with');
       let sign = signers.get(c);
       if (!sign) {
@@ -152,8 +167,10 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
       const at = new Date(signedAt);
       const objects = await Promise.all(
         keys.map(async (key): Promise<PresignedObject> => {
-          if (req.operation === 'download') return { key, method: 'GET', url: await s.getUrl(profile.bucket, key, expiresIn, at) };
-          if (maxBytes === undefined) return { key, method: 'PUT', url: await s.putUrl(profile.bucket, key, expiresIn, at) };
+          if (req.operation === 'download')
+            return { key, method: 'GET', url: await s.getUrl(profile.bucket, key, expiresIn, at) };
+          if (maxBytes === undefined)
+            return { key, method: 'PUT', url: await s.putUrl(profile.bucket, key, expiresIn, at) };
           const form = await s.postForm(profile.bucket, key, expiresIn, maxBytes, at);
           return { key, method: 'POST', url: form.url, fields: form.fields, maxObjectBytes: maxBytes };
         }),
@@ -165,7 +182,15 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
         sessionReused: got.reused,
         sessionRequestId: got.origin.requestId,
       };
-      return { profile: profile.name, operation: req.operation, bucket: profile.bucket, region: profile.region, expiresInSeconds: expiresIn, expiration, objects };
+      return {
+        profile: profile.name,
+        operation: req.operation,
+        bucket: profile.bucket,
+        region: profile.region,
+        expiresInSeconds: expiresIn,
+        expiration,
+        objects,
+      };
     },
     close: () => sessions.clear(),
   };

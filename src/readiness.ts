@@ -13,7 +13,10 @@ export interface Readiness {
   failing(): string[];
 }
 
-export function createReadiness(initial: ReadinessState = 'starting', onChange?: (s: ReadinessState) => void): Readiness {
+export function createReadiness(
+  initial: ReadinessState = 'starting',
+  onChange?: (s: ReadinessState) => void,
+): Readiness {
   let current = initial;
   const checks: { name: string; ok: () => boolean }[] = [];
   return {

@@ -22,7 +22,8 @@ import { gateIssuer } from './sts/gate.js';
 import { createStsClient, createStsIssuer } from './sts/issuer.js';
 import { ShuttingDown } from './errors.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 async function main(argv: string[]): Promise<void> {
   // Every variable is validated before anything is built from one (the logger included: pino
@@ -45,7 +46,9 @@ async function main(argv: string[]): Promise<void> {
   // AWS credentials or network, so it runs in CI and before a deploy. The AWS checks (principal,
   // KMS keys) run at every start, where the real credentials are.
   if (argv.includes('--check-config')) {
-    process.stdout.write(`credvend: configuration OK (${config.issuers.length} issuer(s), ${config.profiles.size} profile(s))\n`);
+    process.stdout.write(
+      `credvend: configuration OK (${config.issuers.length} issuer(s), ${config.profiles.size} profile(s))\n`,
+    );
     return;
   }
   // Asynchronous stdout: sonic-boom coalesces lines while a write is in flight, instead of a
@@ -60,7 +63,12 @@ async function main(argv: string[]): Promise<void> {
   const metrics = createMetrics({ version: VERSION });
   const baseTimeoutMs = env.CREDVEND_BASE_CREDENTIALS_TIMEOUT_MS;
   const baseCredentials = createBaseCredentials({
-    source: defaultCredentialChain({ region, stsEndpoint: env.CREDVEND_STS_ENDPOINT, timeoutMs: baseTimeoutMs, maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES }),
+    source: defaultCredentialChain({
+      region,
+      stsEndpoint: env.CREDVEND_STS_ENDPOINT,
+      timeoutMs: baseTimeoutMs,
+      maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES,
+    }),
     metrics,
     logger,
     timeoutMs: baseTimeoutMs,
@@ -102,7 +110,14 @@ async function main(argv: string[]): Promise<void> {
   // listens only once they pass, built from the checked (KMS-resolved) configuration.
   const admin = await buildAdminApp({ metrics, logger, readiness, withMetrics: !env.CREDVEND_METRICS_ON_API_PORT });
   await admin.listen({ host: env.CREDVEND_ADMIN_HOST, port: env.CREDVEND_ADMIN_PORT });
-  const kms = createKmsDescriber(kmsClientFactory({ endpoint: env.CREDVEND_KMS_ENDPOINT, credentials: baseCredentials.provider, ...timeouts, maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES }));
+  const kms = createKmsDescriber(
+    kmsClientFactory({
+      endpoint: env.CREDVEND_KMS_ENDPOINT,
+      credentials: baseCredentials.provider,
+      ...timeouts,
+      maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES,
+    }),
+  );
   let checked;
   try {
     checked = await runStartupChecks({ config, issuer, baseCredentials, kms, logger });
@@ -133,8 +148,19 @@ async function main(argv: string[]): Promise<void> {
         lazyConnect: false,
       })
     : undefined;
-  rateLimitRedis?.on('error', (err: Error) => logger.warn({ err: { name: err.name } }, 'rate-limit Redis unavailable; requests are not rate limited meanwhile'));
-  const app = await buildApp({ config: checked.config, issuer, audit, metrics, logger, readiness, now: Date.now, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
+  rateLimitRedis?.on('error', (err: Error) =>
+    logger.warn({ err: { name: err.name } }, 'rate-limit Redis unavailable; requests are not rate limited meanwhile'),
+  );
+  const app = await buildApp({
+    config: checked.config,
+    issuer,
+    audit,
+    metrics,
+    logger,
+    readiness,
+    now: Date.now,
+    ...(rateLimitRedis ? { rateLimitRedis } : {}),
+  });
 
   // Keep the base credentials (and their expiry metric) fresh on an idle instance too, and let an
   // instance that lost them (readiness 503, no traffic) recover by itself.
@@ -147,7 +173,10 @@ async function main(argv: string[]): Promise<void> {
     baseCredentials.stop();
     // Before close-with-grace's hard exit at `grace`, whoever still waits on an upstream gets
     // its answer: 503 CV_SHUTTING_DOWN, audited, instead of a dropped socket.
-    const deadline = setTimeout(() => app.abortDecisions(new ShuttingDown()), Math.max(0, grace - Math.min(1000, grace / 4)));
+    const deadline = setTimeout(
+      () => app.abortDecisions(new ShuttingDown()),
+      Math.max(0, grace - Math.min(1000, grace / 4)),
+    );
     deadline.unref();
     await app.close(); // stops accepting, waits for in-flight requests
     clearTimeout(deadline);

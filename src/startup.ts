@@ -64,24 +64,39 @@ export function principalFindings(facts: PrincipalFacts, rules: PrincipalRules):
     // Measured on Ceph RGW 16.2: its session tokens are AES-CBC without integrity, and an edited
     // token can be accepted WITHOUT its session policy. There the role's own policy is the real
     // limit on a credential holder: say so at every start.
-    warnings.push("S3-compatible mode: the server may not protect session tokens against tampering (Ceph RGW 16: an edited token can drop the session policy); keep each profile role's own policy as narrow as the profile");
+    warnings.push(
+      "S3-compatible mode: the server may not protect session tokens against tampering (Ceph RGW 16: an edited token can drop the session policy); keep each profile role's own policy as narrow as the profile",
+    );
   } else if (reasons.length > 0) {
     const what = `the service runs on IAM user credentials (${reasons.join(', ')})`;
     if (rules.allowIamUserKeys) {
-      warnings.push(`${what}, allowed by CREDVEND_ALLOW_IAM_USER_KEYS=true: a leaked key keeps working until someone revokes it; use a task or pod role`);
+      warnings.push(
+        `${what}, allowed by CREDVEND_ALLOW_IAM_USER_KEYS=true: a leaked key keeps working until someone revokes it; use a task or pod role`,
+      );
     } else {
-      problems.push(`${what}: refused, a leaked key would keep working after the task is gone. Run as an ECS task role or EKS IRSA / Pod Identity role, or set CREDVEND_ALLOW_IAM_USER_KEYS=true to accept the risk`);
+      problems.push(
+        `${what}: refused, a leaked key would keep working after the task is gone. Run as an ECS task role or EKS IRSA / Pod Identity role, or set CREDVEND_ALLOW_IAM_USER_KEYS=true to accept the risk`,
+      );
     }
   }
   return { problems, warnings };
 }
 
-export async function runStartupChecks({ config, issuer, baseCredentials, kms, logger }: StartupDeps): Promise<StartupResult> {
+export async function runStartupChecks({
+  config,
+  issuer,
+  baseCredentials,
+  kms,
+  logger,
+}: StartupDeps): Promise<StartupResult> {
   const env = config.env;
   const problems: string[] = [];
   for (const i of config.issuers) {
     if (i.hmacSecret) {
-      logger.warn({ issuer: i.issuer }, 'HMAC-signed tokens are accepted for this issuer: for local development only, never in production');
+      logger.warn(
+        { issuer: i.issuer },
+        'HMAC-signed tokens are accepted for this issuer: for local development only, never in production',
+      );
     }
   }
 
@@ -90,14 +105,19 @@ export async function runStartupChecks({ config, issuer, baseCredentials, kms, l
     await baseCredentials.provider();
   } catch (err) {
     haveCredentials = false;
-    problems.push(`no AWS credentials (${errorName(err)}): expected an ECS task role, EKS IRSA / Pod Identity or instance metadata`);
+    problems.push(
+      `no AWS credentials (${errorName(err)}): expected an ECS task role, EKS IRSA / Pod Identity or instance metadata`,
+    );
   }
 
   let principal: CallerIdentity | undefined;
   if (haveCredentials) {
     try {
       principal = await issuer.callerIdentity();
-      logger.info({ account: principal.account, arn: principal.arn, temporaryCredentials: baseCredentials.lastExpires() }, 'running as this AWS principal');
+      logger.info(
+        { account: principal.account, arn: principal.arn, temporaryCredentials: baseCredentials.lastExpires() },
+        'running as this AWS principal',
+      );
     } catch (err) {
       if (env.CREDVEND_S3_COMPATIBLE) {
         // Ceph RGW answers GetCallerIdentity with 405: not a sign of bad credentials there.
@@ -109,7 +129,11 @@ export async function runStartupChecks({ config, issuer, baseCredentials, kms, l
   }
 
   const findings = principalFindings(
-    { accessKeyId: baseCredentials.lastAccessKeyId(), expires: baseCredentials.lastExpires(), callerArn: principal?.arn },
+    {
+      accessKeyId: baseCredentials.lastAccessKeyId(),
+      expires: baseCredentials.lastExpires(),
+      callerArn: principal?.arn,
+    },
     { allowIamUserKeys: env.CREDVEND_ALLOW_IAM_USER_KEYS, s3Compatible: env.CREDVEND_S3_COMPATIBLE },
   );
   for (const w of findings.warnings) logger.warn(w);

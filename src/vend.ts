@@ -19,7 +19,13 @@ export interface Vended {
 
 export interface Vendor {
   /** Fills `facts` as it goes (a failure leaves what was known); throws domain errors. */
-  vend(principal: Principal, profileName: string, req: CredentialRequest, requestId: string, facts: DecisionFacts): Promise<Vended>;
+  vend(
+    principal: Principal,
+    profileName: string,
+    req: CredentialRequest,
+    requestId: string,
+    facts: DecisionFacts,
+  ): Promise<Vended>;
 }
 
 export interface VendorDeps {
@@ -40,7 +46,9 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
       const profile = config.profiles.get(profileName);
       facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
       if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
-      const plan = planIssuance(profile, principal, req, requestId, { wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS });
+      const plan = planIssuance(profile, principal, req, requestId, {
+        wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS,
+      });
       facts.subject = subjectOf(principal, plan.claimsUsed);
       facts.plan = {
         bucket: plan.bucket,
@@ -78,7 +86,16 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
         // (a reuse never takes an STS slot).
         if (profile.reuse && grants) {
           const origin = { requestId, roleSessionName: plan.roleSessionName };
-          const got = await grants.obtain({ profile: profile.name, settings: profile.reuse, key: grantKey(principal, plan), origin, signal: facts.signal }, callSts);
+          const got = await grants.obtain(
+            {
+              profile: profile.name,
+              settings: profile.reuse,
+              key: grantKey(principal, plan),
+              origin,
+              signal: facts.signal,
+            },
+            callSts,
+          );
           credentials = got.credentials;
           if (got.reused) facts.reused = got.origin;
         } else {
@@ -116,5 +133,8 @@ const MAX_REQUESTED_LENGTH = 1024;
 export function requested(req: CredentialRequest): RequestedFacts {
   if (req.prefix !== undefined) return { requestedPrefix: req.prefix.slice(0, MAX_REQUESTED_LENGTH) };
   if (!req.keys) return {};
-  return { requestedKeys: req.keys.slice(0, MAX_REQUESTED_KEYS).map((k) => k.slice(0, MAX_REQUESTED_LENGTH)), requestedKeyCount: req.keys.length };
+  return {
+    requestedKeys: req.keys.slice(0, MAX_REQUESTED_KEYS).map((k) => k.slice(0, MAX_REQUESTED_LENGTH)),
+    requestedKeyCount: req.keys.length,
+  };
 }

@@ -42,13 +42,17 @@ export async function buildBrowserUpload(outdir) {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { outdir: { type: 'string' }, serve: { type: 'boolean' }, port: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { outdir: { type: 'string' }, serve: { type: 'boolean' }, port: { type: 'string' } },
+  });
   const outdir = resolve(values.outdir ?? join(HERE, 'dist'));
   const index = await buildBrowserUpload(outdir);
   process.stderr.write(`built ${index}\n`);
   if (values.serve) {
     const ctx = await esbuild.context(options(outdir));
     const { port } = await ctx.serve({ host: '127.0.0.1', port: Number(values.port ?? 8081), servedir: outdir });
-    process.stderr.write(`serving http://127.0.0.1:${port}/ (add this origin to CREDVEND_CORS_ORIGINS and the bucket's CORS rule)\n`);
+    process.stderr.write(
+      `serving http://127.0.0.1:${port}/ (add this origin to CREDVEND_CORS_ORIGINS and the bucket's CORS rule)\n`,
+    );
   }
 }

@@ -15,20 +15,37 @@ const sts = new STSClient({
   credentials: { accessKeyId: 'ASIABENCHBASE', secretAccessKey: 'bench', sessionToken: 'bench' },
   maxAttempts: 3,
   cacheMiddleware: true,
-  requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }), connectionTimeout: 1000, requestTimeout: 3000 }),
+  requestHandler: new NodeHttpHandler({
+    httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
+    connectionTimeout: 1000,
+    requestTimeout: 3000,
+  }),
 });
-const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:PutObject'], Resource: 'arn:aws:s3:::bench-bucket/uploads/bench/a.txt' }] });
-const call = () => sts.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/bench', RoleSessionName: 'bench', DurationSeconds: 900, Policy: policy }));
+const policy = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: ['s3:PutObject'], Resource: 'arn:aws:s3:::bench-bucket/uploads/bench/a.txt' }],
+});
+const call = () =>
+  sts.send(
+    new AssumeRoleCommand({
+      RoleArn: 'arn:aws:iam::123456789012:role/bench',
+      RoleSessionName: 'bench',
+      DurationSeconds: 900,
+      Policy: policy,
+    }),
+  );
 
 async function run(seconds) {
   const until = performance.now() + seconds * 1000;
   let calls = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (performance.now() < until) {
-      await call();
-      calls += 1;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < until) {
+        await call();
+        calls += 1;
+      }
+    }),
+  );
   return calls;
 }
 

@@ -5,7 +5,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 
 const PORT = Number(process.env.STUB_PORT || 0);
 const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-const id = (n) => { let s = ''; for (const x of randomBytes(n)) s += A[x & 31]; return s; };
+const id = (n) => {
+  let s = '';
+  for (const x of randomBytes(n)) s += A[x & 31];
+  return s;
+};
 const TOKEN_TAIL = randomBytes(600).toString('base64'); // real session tokens are ~700-1000 chars
 const NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 
@@ -30,7 +34,10 @@ function callerIdentity() {
 }
 
 const server = http.createServer((req, res) => {
-  if (req.method !== 'POST') { res.writeHead(405).end(); return; }
+  if (req.method !== 'POST') {
+    res.writeHead(405).end();
+    return;
+  }
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {

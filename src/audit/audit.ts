@@ -75,27 +75,31 @@ export type AuditEvent =
   | (AuditBase & PlanFields & IssuedFields & { readonly event: 'credentials.issued' })
   // Grant reuse: credentials issued earlier for an identical grant, handed out again. The plan
   // fields are this request's, except roleSessionName: that of the session actually used.
-  | (AuditBase & PlanFields & IssuedFields & {
-      readonly event: 'credentials.reused';
-      /** The request the credentials were issued for (its record is the `credentials.issued` one). */
-      readonly issuedForRequestId: string;
-    })
+  | (AuditBase &
+      PlanFields &
+      IssuedFields & {
+        readonly event: 'credentials.reused';
+        /** The request the credentials were issued for (its record is the `credentials.issued` one). */
+        readonly issuedForRequestId: string;
+      })
   // Presigned mode: URLs signed with a cached signing session. The plan and issued fields are
   // the session's (its prefix grant, roleSessionName and accessKeyId: the join to CloudTrail);
   // the session itself never left the process, only the URLs listed.
   | (AuditBase & PlanFields & IssuedFields & PresignedFields & { readonly event: 'presigned.issued' })
-  | (AuditBase & Requested & { readonly event: 'credentials.denied'; readonly errorCode: string; readonly reason: string })
-  | (AuditBase & Partial<PlanFields> & {
-      readonly event: 'credentials.failed';
-      readonly errorCode: string;
-      readonly reason?: string;
-      readonly upstreamCode?: string;
-      /** STS minted this key, but it never left the process (its record could not be written). */
-      readonly accessKeyId?: string;
-      readonly withheld?: boolean;
-      /** A withheld reuse: the request its credentials were issued for. */
-      readonly issuedForRequestId?: string;
-    });
+  | (AuditBase &
+      Requested & { readonly event: 'credentials.denied'; readonly errorCode: string; readonly reason: string })
+  | (AuditBase &
+      Partial<PlanFields> & {
+        readonly event: 'credentials.failed';
+        readonly errorCode: string;
+        readonly reason?: string;
+        readonly upstreamCode?: string;
+        /** STS minted this key, but it never left the process (its record could not be written). */
+        readonly accessKeyId?: string;
+        readonly withheld?: boolean;
+        /** A withheld reuse: the request its credentials were issued for. */
+        readonly issuedForRequestId?: string;
+      });
 
 /** The audit record could not be written: the decision is refused (fail closed). */
 export class AuditUnavailableError extends Error {
@@ -127,7 +131,16 @@ export interface AuditLogOptions {
 }
 
 /** Field names that must never be written, wherever they appear. */
-export const SECRET_FIELDS = ['secretAccessKey', 'sessionToken', 'SecretAccessKey', 'SessionToken', 'Token', 'token', 'jwt', 'authorization'];
+export const SECRET_FIELDS = [
+  'secretAccessKey',
+  'sessionToken',
+  'SecretAccessKey',
+  'SessionToken',
+  'Token',
+  'token',
+  'jwt',
+  'authorization',
+];
 
 // Outside JSON strings only ASCII is written, so these can only occur inside a string value,
 // where \uXXXX is the same JSON value.
@@ -233,7 +246,11 @@ export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): Aud
     // The credential of an issued (or reused) record is withheld: what is owed is the refusal,
     // which still names the accessKeyId, so CloudTrail's AssumeRole entry has its explanation.
     const e = p.event;
-    owed.push(e.event === 'credentials.issued' || e.event === 'credentials.reused' || e.event === 'presigned.issued' ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true }) : p.line);
+    owed.push(
+      e.event === 'credentials.issued' || e.event === 'credentials.reused' || e.event === 'presigned.issued'
+        ? format({ ...e, event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true })
+        : p.line,
+    );
     opts.metrics?.auditWriteFailures.inc({ code });
     if (owed.length > maxOwed) owed = owed.slice(owed.length - maxOwed);
   };

@@ -2,7 +2,14 @@
 // (who asked, for what, the plan, what STS answered). Auth, policy and issuance fill these facts;
 // only the decision plugin (src/plugins/decision.ts) turns them into the one audit record, so
 // "exactly one record per request" is held by one mechanism, not by call sites. Nothing of HTTP.
-import type { AuditEvent, AuditSubject, IssuedFields as IssuedFacts, PlanFields as PlanFacts, PresignedFields as PresignedFacts, Requested as RequestedFacts } from './audit.js';
+import type {
+  AuditEvent,
+  AuditSubject,
+  IssuedFields as IssuedFacts,
+  PlanFields as PlanFacts,
+  PresignedFields as PresignedFacts,
+  Requested as RequestedFacts,
+} from './audit.js';
 
 export type { IssuedFacts, PlanFacts, PresignedFacts, RequestedFacts };
 
@@ -54,10 +61,23 @@ export function decisionRecord(facts: DecisionFacts, request: RequestFacts, outc
   }
   if (outcome.kind === 'reused' && facts.plan && facts.issued && facts.reused) {
     const { requestId: issuedForRequestId, roleSessionName } = facts.reused;
-    return { event: 'credentials.reused', ...base, ...facts.plan, roleSessionName, ...facts.issued, issuedForRequestId };
+    return {
+      event: 'credentials.reused',
+      ...base,
+      ...facts.plan,
+      roleSessionName,
+      ...facts.issued,
+      issuedForRequestId,
+    };
   }
   if (outcome.kind === 'denied') {
-    return { event: 'credentials.denied', ...base, ...facts.requested, errorCode: outcome.errorCode, reason: outcome.reason };
+    return {
+      event: 'credentials.denied',
+      ...base,
+      ...facts.requested,
+      errorCode: outcome.errorCode,
+      reason: outcome.reason,
+    };
   }
   return {
     event: 'credentials.failed',

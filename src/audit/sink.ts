@@ -74,7 +74,9 @@ export function streamSink(stream: Writable): AuditSink {
   return {
     write(chunk) {
       return new Promise((resolve) => {
-        stream.write(chunk, (err) => resolve(err ? { written: 0, error: { code: codeOf(err) } } : { written: chunk.length }));
+        stream.write(chunk, (err) =>
+          resolve(err ? { written: 0, error: { code: codeOf(err) } } : { written: chunk.length }),
+        );
       });
     },
     async close() {},

@@ -58,7 +58,8 @@ const DEFAULT_MAX_LIFETIME_SECONDS = 86_400;
 // issuer invalidates it at once. Claims (exp, nbf, aud, ...) are checked on every request.
 const VERIFIED_CACHE_SIZE = 1000;
 
-type KeySource = { readonly kind: 'static'; readonly key: VerificationKey } | { readonly kind: 'jwks'; readonly store: KeyStore };
+type KeySource =
+  { readonly kind: 'static'; readonly key: VerificationKey } | { readonly kind: 'jwks'; readonly store: KeyStore };
 
 interface TrustedIssuer {
   readonly config: IssuerConfig;
@@ -74,14 +75,21 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
     throw new RangeError(`jwksRefreshCooldownMs must be between 0 and ${MAX_JWKS_REFRESH_COOLDOWN_MS}`);
   }
   const now = opts.now ?? Date.now;
-  const fetchJson = opts.fetchJson ?? createFetchJson({ maxBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES });
+  const fetchJson =
+    opts.fetchJson ?? createFetchJson({ maxBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES });
   const byIssuer = new Map<string, TrustedIssuer>();
   for (const config of opts.issuers) {
     byIssuer.set(config.issuer, {
       config,
       algorithms: new Set<string>(config.algorithms ?? (config.hmacSecret ? ['HS256'] : ASYMMETRIC_ALGORITHMS)),
       maxTokenLifetimeSeconds: config.maxTokenLifetimeSeconds ?? DEFAULT_MAX_LIFETIME_SECONDS,
-      source: keySource(config, { cooldownMs, now, fetchJson, timeoutMs: opts.jwksTimeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS, log: app.log }),
+      source: keySource(config, {
+        cooldownMs,
+        now,
+        fetchJson,
+        timeoutMs: opts.jwksTimeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS,
+        log: app.log,
+      }),
     });
   }
   const stores = [...byIssuer.values()].flatMap((i) => (i.source.kind === 'jwks' ? [i.source.store] : []));
@@ -116,12 +124,14 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
       audiences: issuer.config.audiences,
     });
     const subject = t.payload[issuer.config.subjectClaim];
-    if (typeof subject !== 'string' || subject === '') throw new TokenInvalid(`missing ${issuer.config.subjectClaim} claim`);
+    if (typeof subject !== 'string' || subject === '')
+      throw new TokenInvalid(`missing ${issuer.config.subjectClaim} claim`);
 
     const { keys, generation } = await keysFor(issuer.source, t.kid, t.alg);
     const stamp = `${issuer.config.issuer}\u0000${generation}`;
     if (cached?.stamp !== stamp) {
-      if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature))) throw new TokenRejectedError('invalid signature');
+      if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature)))
+        throw new TokenRejectedError('invalid signature');
       remember(token, { parsed: t, stamp });
     }
     return { issuer: issuer.config.issuer, subject, audiences, claims: t.payload };
@@ -138,7 +148,11 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
   };
 }
 
-async function keysFor(source: KeySource, kid: string | undefined, alg: string): Promise<{ keys: readonly VerificationKey[]; generation: number }> {
+async function keysFor(
+  source: KeySource,
+  kid: string | undefined,
+  alg: string,
+): Promise<{ keys: readonly VerificationKey[]; generation: number }> {
   if (source.kind === 'static') return { keys: [source.key], generation: 0 };
   if (kid === undefined) throw new TokenRejectedError('the token has no kid');
   let found = source.store.lookup(kid, alg);
@@ -155,7 +169,8 @@ function keySource(
   config: IssuerConfig,
   deps: { cooldownMs: number; timeoutMs: number; now: () => number; fetchJson: FetchJson; log: FastifyInstance['log'] },
 ): KeySource {
-  if (config.hmacSecret !== undefined) return { kind: 'static', key: { kind: 'secret', secret: Buffer.from(config.hmacSecret, 'utf8') } };
+  if (config.hmacSecret !== undefined)
+    return { kind: 'static', key: { kind: 'secret', secret: Buffer.from(config.hmacSecret, 'utf8') } };
   if (config.publicKey !== undefined) {
     const key = createPublicKey(config.publicKey);
     const weakness = keyWeakness(key);
@@ -197,4 +212,3 @@ function bearerToken(request: FastifyRequest): string {
 }
 
 const BAD_SCHEME = 'expected "Authorization: Bearer <token>"';
-

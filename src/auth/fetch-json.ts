@@ -11,7 +11,10 @@ export type FetchFailure = 'timeout' | 'network' | 'status' | 'too_large' | 'not
 
 export class FetchJsonError extends Error {
   override readonly name = 'FetchJsonError';
-  constructor(readonly kind: FetchFailure, options?: { cause?: unknown }) {
+  constructor(
+    readonly kind: FetchFailure,
+    options?: { cause?: unknown },
+  ) {
     super(`identity provider fetch failed: ${kind}`, options);
   }
 }
@@ -23,7 +26,11 @@ export function createFetchJson(opts: { maxBytes: number }): FetchJson {
   return async (url, signal) => {
     let res: Response;
     try {
-      res = await fetch(url, { signal, redirect: 'error', headers: { accept: 'application/json, application/jwk-set+json' } });
+      res = await fetch(url, {
+        signal,
+        redirect: 'error',
+        headers: { accept: 'application/json, application/jwk-set+json' },
+      });
     } catch (err) {
       throw new FetchJsonError(signal.aborted ? 'timeout' : 'network', { cause: err });
     }

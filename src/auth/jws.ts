@@ -36,7 +36,8 @@ const RULES: Readonly<Record<string, Rule>> = {
 export const ASYMMETRIC_ALGORITHMS: readonly string[] = Object.keys(RULES).filter((a) => RULES[a]?.family !== 'hmac');
 
 /** A verification key: an asymmetric public key, or the HMAC secret of a development issuer. */
-export type VerificationKey = { readonly kind: 'public'; readonly key: KeyObject } | { readonly kind: 'secret'; readonly secret: Buffer };
+export type VerificationKey =
+  { readonly kind: 'public'; readonly key: KeyObject } | { readonly kind: 'secret'; readonly secret: Buffer };
 
 /** Why a public key may not be used at all (too weak, not a public key), or undefined. */
 export function keyWeakness(key: KeyObject): string | undefined {
@@ -84,9 +85,17 @@ export function verifySignature(alg: string, key: VerificationKey, signingInput:
       case 'rsa':
         return verify(rule.hash, data, key.key, signature);
       case 'pss':
-        return verify(rule.hash, data, { key: key.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, signature);
+        return verify(
+          rule.hash,
+          data,
+          { key: key.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+          signature,
+        );
       case 'ec':
-        return signature.length === rule.size && verify(rule.hash, data, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature);
+        return (
+          signature.length === rule.size &&
+          verify(rule.hash, data, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature)
+        );
       case 'eddsa':
         return verify(null, data, key.key, signature);
     }

@@ -73,7 +73,8 @@ class UnusableDocument extends Error {
 }
 
 export function createKeyStore(opts: KeyStoreOptions): KeyStore {
-  if (opts.maxStaleMs < opts.refreshIntervalMs) throw new RangeError('maxStaleMs must be at least the refresh interval');
+  if (opts.maxStaleMs < opts.refreshIntervalMs)
+    throw new RangeError('maxStaleMs must be at least the refresh interval');
   let keys: ReadonlyMap<string, readonly Entry[]> | undefined;
   let fingerprint = '';
   let generation = 0;
@@ -98,7 +99,10 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
     if (set.fingerprint !== fingerprint) {
       generation += 1;
       fingerprint = set.fingerprint;
-      opts.log?.info({ issuer: opts.issuer, generation, keys: set.count, ignored: set.ignored }, 'jwks: key set installed');
+      opts.log?.info(
+        { issuer: opts.issuer, generation, keys: set.count, ignored: set.ignored },
+        'jwks: key set installed',
+      );
     }
     keys = set.keys;
     fetchedAt = opts.now();
@@ -117,7 +121,10 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
         discoveredJwksUri = undefined;
         const failure: FetchFailure | 'unusable' = err instanceof FetchJsonError ? err.kind : 'unusable';
         const staleForMs = keys ? opts.now() - fetchedAt : undefined;
-        opts.log?.warn({ issuer: opts.issuer, failure, staleForMs, usable: usable() }, 'jwks: refresh failed, keeping the last good set within its staleness bound');
+        opts.log?.warn(
+          { issuer: opts.issuer, failure, staleForMs, usable: usable() },
+          'jwks: refresh failed, keeping the last good set within its staleness bound',
+        );
         return false;
       })
       .finally(() => {
@@ -140,7 +147,9 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
       const entries = keys.get(kid);
       if (!entries) return { status: 'unknown' };
       // A JWK that names its `alg` is used for that algorithm only (RFC 7517 §4.4).
-      const fit = entries.filter((e) => (e.alg === undefined || e.alg === alg) && keyFitsAlgorithm(e.key, alg)).map((e) => e.key);
+      const fit = entries
+        .filter((e) => (e.alg === undefined || e.alg === alg) && keyFitsAlgorithm(e.key, alg))
+        .map((e) => e.key);
       return { status: 'found', keys: fit, generation };
     },
     async demand() {
@@ -179,7 +188,8 @@ export function discoveryUrl(issuer: string): string {
  * the URI must be https, or http only when the issuer itself is http (local development).
  */
 function jwksUriFrom(doc: JsonObject, issuer: string): string {
-  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string') throw new UnusableDocument('discovery document does not match the issuer');
+  if (doc.issuer !== issuer || typeof doc.jwks_uri !== 'string')
+    throw new UnusableDocument('discovery document does not match the issuer');
   let url: URL;
   try {
     url = new URL(doc.jwks_uri);
@@ -197,7 +207,12 @@ function jwksUriFrom(doc: JsonObject, issuer: string): string {
  * parse, and RSA keys under 2048 bits. A set without one usable key is a failed fetch, so the
  * last good set (within its bound) is kept rather than emptied by a broken deployment.
  */
-function parseJwks(doc: JsonObject): { keys: Map<string, Entry[]>; fingerprint: string; count: number; ignored: number } {
+function parseJwks(doc: JsonObject): {
+  keys: Map<string, Entry[]>;
+  fingerprint: string;
+  count: number;
+  ignored: number;
+} {
   const list = doc.keys;
   if (!Array.isArray(list) || list.length > MAX_KEYS) throw new UnusableDocument('not a JWK Set');
   const keys = new Map<string, Entry[]>();
@@ -230,5 +245,9 @@ function toEntry(jwk: JsonObject): { kid: string; entry: Entry; print: string } 
     return undefined;
   }
   if (keyWeakness(key) !== undefined) return undefined;
-  return { kid: jwk.kid, entry: { key: { kind: 'public', key }, alg: jwk.alg }, print: key.export({ format: 'der', type: 'spki' }).toString('base64') };
+  return {
+    kid: jwk.kid,
+    entry: { key: { kind: 'public', key }, alg: jwk.alg },
+    print: key.export({ format: 'der', type: 'spki' }).toString('base64'),
+  };
 }

@@ -21,7 +21,11 @@ const MAX_DEPTH = 16;
 const WS = new Set([' ', '\t', '\n', '\r']);
 // RFC 8259 string: no raw control characters; escapes are validated by JSON.parse below.
 const STRING = /"(?:[^"\\\u0000-\u001f]|\\.)*"/y;
-const KEYWORDS: ReadonlyArray<readonly [string, JsonValue]> = [['true', true], ['false', false], ['null', null]];
+const KEYWORDS: ReadonlyArray<readonly [string, JsonValue]> = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /** Parses one JSON text; throws StrictJsonError on a duplicate member, bad syntax or deep nesting. */

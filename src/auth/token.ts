@@ -66,7 +66,8 @@ function jsonObject(part: string): JsonObject {
     v = parseStrictJson(utf8.decode(b64url(part)));
   } catch (err) {
     if (err instanceof TokenRejectedError) throw err;
-    if (err instanceof StrictJsonError && err.message === 'duplicate member') throw new TokenRejectedError('duplicate member in the token');
+    if (err instanceof StrictJsonError && err.message === 'duplicate member')
+      throw new TokenRejectedError('duplicate member in the token');
     throw new TokenRejectedError('malformed token');
   }
   if (!isJsonObject(v)) throw new TokenRejectedError('malformed token');
@@ -82,7 +83,10 @@ export function parseToken(token: string): ParsedToken {
   const payload = jsonObject(p);
   const signature = b64url(s);
   if (typeof header.alg !== 'string') throw new TokenRejectedError('malformed token');
-  if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > MAX_KID_LENGTH)) {
+  if (
+    header.kid !== undefined &&
+    (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > MAX_KID_LENGTH)
+  ) {
     throw new TokenRejectedError('kid must be a string');
   }
   // RFC 7515 §4.1.11: extensions listed in crit must be understood; we implement none.
@@ -105,16 +109,19 @@ export function checkClaims(payload: JsonObject, rules: ClaimRules): string[] {
   const now = rules.now / 1000;
   const skew = rules.clockSkewSeconds;
   const { exp, nbf, iat } = payload;
-  if (exp === undefined || typeof payload.iss !== 'string') throw new TokenRejectedError('a required claim (exp, iss) is missing');
+  if (exp === undefined || typeof payload.iss !== 'string')
+    throw new TokenRejectedError('a required claim (exp, iss) is missing');
   if (!isNumericDate(exp) || (nbf !== undefined && !isNumericDate(nbf)) || (iat !== undefined && !isNumericDate(iat))) {
     throw new TokenRejectedError('exp, nbf and iat must be numbers');
   }
   if (exp <= now - skew) throw new TokenRejectedError('expired');
-  if (exp > now + rules.maxTokenLifetimeSeconds + skew) throw new TokenRejectedError('lifetime exceeds the issuer maximum');
+  if (exp > now + rules.maxTokenLifetimeSeconds + skew)
+    throw new TokenRejectedError('lifetime exceeds the issuer maximum');
   if (nbf !== undefined && nbf > now + skew) throw new TokenRejectedError('not valid yet (nbf)');
   if (iat !== undefined && iat > now + skew) throw new TokenRejectedError('issued in the future (iat)');
   const aud = payload.aud;
-  const list = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? aud : [];
+  const list =
+    typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? aud : [];
   if (!list.some((a) => rules.audiences.includes(a))) throw new TokenRejectedError('audience not accepted');
   return list;
 }

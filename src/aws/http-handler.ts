@@ -18,7 +18,10 @@ import { Readable, Transform, pipeline, type TransformCallback } from 'node:stre
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 /** The part of smithy's HttpHandler contract the SDK clients use; what `requestHandler` takes. */
-export type UpstreamHttpHandler = Pick<NodeHttpHandler, 'metadata' | 'handle' | 'updateHttpClientConfig' | 'httpHandlerConfigs' | 'destroy'>;
+export type UpstreamHttpHandler = Pick<
+  NodeHttpHandler,
+  'metadata' | 'handle' | 'updateHttpClientConfig' | 'httpHandlerConfigs' | 'destroy'
+>;
 
 export interface HttpHandlerOptions {
   readonly connectTimeoutMs: number;
@@ -157,7 +160,12 @@ export function carryAbortSignals(stack: { add(middleware: unknown, options: Rec
     if (signal && typeof args.request === 'object' && args.request !== null) requestSignals.set(args.request, signal);
     return next(args);
   };
-  stack.add(middleware, { step: 'deserialize', priority: 'low', name: 'credvendAbortSignalMiddleware', override: true });
+  stack.add(middleware, {
+    step: 'deserialize',
+    priority: 'low',
+    name: 'credvendAbortSignalMiddleware',
+    override: true,
+  });
 }
 
 // --- the overall deadline of one SDK call --------------------------------------------------------
@@ -176,7 +184,8 @@ const MAX_BACKOFF_MS = 20_000;
  */
 export function upstreamDeadlineMs(opts: { readonly requestTimeoutMs: number; readonly maxAttempts: number }): number {
   let backoff = 0;
-  for (let retry = 0; retry < opts.maxAttempts - 1; retry++) backoff += Math.min(THROTTLING_BACKOFF_BASE_MS * 2 ** retry, MAX_BACKOFF_MS);
+  for (let retry = 0; retry < opts.maxAttempts - 1; retry++)
+    backoff += Math.min(THROTTLING_BACKOFF_BASE_MS * 2 ** retry, MAX_BACKOFF_MS);
   return opts.requestTimeoutMs * opts.maxAttempts + backoff;
 }
 
@@ -201,7 +210,11 @@ export class DeadlineExceededError extends Error {
  * deadline only cuts what lies outside those (credential resolution, backoff sleeps, a trickling
  * body). No AbortController per call: on the hot path one costs more than the rest of this file.
  */
-export function withDeadline<T>(deadlineMs: number, signal: AbortSignal | undefined, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+export function withDeadline<T>(
+  deadlineMs: number,
+  signal: AbortSignal | undefined,
+  call: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
   return new Promise<T>((resolve, reject) => {
     let settled = false;
@@ -220,15 +233,17 @@ export function withDeadline<T>(deadlineMs: number, signal: AbortSignal | undefi
     }, deadlineMs);
     signal?.addEventListener('abort', onAbort, { once: true });
     // Through a promise: a synchronous throw (or a plain value from a test double) is handled alike.
-    Promise.resolve(signal).then(call).then(
-      (value) => {
-        if (finish()) resolve(value);
-      },
-      (err: unknown) => {
-        // Whatever the SDK made of an abort (AbortError, a reset socket), the reason is the abort.
-        if (finish()) reject(signal?.aborted ? (signal.reason as Error) : (err as Error));
-      },
-    );
+    Promise.resolve(signal)
+      .then(call)
+      .then(
+        (value) => {
+          if (finish()) resolve(value);
+        },
+        (err: unknown) => {
+          // Whatever the SDK made of an abort (AbortError, a reset socket), the reason is the abort.
+          if (finish()) reject(signal?.aborted ? (signal.reason as Error) : (err as Error));
+        },
+      );
   });
 }
 
@@ -237,7 +252,16 @@ export function withDeadline<T>(deadlineMs: number, signal: AbortSignal | undefi
 // Connection-level failures. smithy renames ECONNRESET, EPIPE and ETIMEDOUT errors to
 // "TimeoutError" (so its retry logic treats them as transient) but keeps `code`: classify by the
 // code, or a reset socket would be reported as a timeout.
-const NETWORK_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** The Node network error code of `err` (or of a cause), when it is a connection-level failure. */
 export function networkErrorCode(err: unknown): string | undefined {

@@ -9,7 +9,9 @@ export class ConfigFileTooLargeError extends Error {
     readonly size: number | undefined,
     readonly maxBytes: number,
   ) {
-    super(`${size === undefined ? 'is larger than' : `is ${size} bytes, over`} the limit of ${describeBytes(maxBytes)} (set by CREDVEND_CONFIG_MAX_BYTES)`);
+    super(
+      `${size === undefined ? 'is larger than' : `is ${size} bytes, over`} the limit of ${describeBytes(maxBytes)} (set by CREDVEND_CONFIG_MAX_BYTES)`,
+    );
     this.name = 'ConfigFileTooLargeError';
   }
 }
@@ -29,7 +31,7 @@ export function readConfigFile(path: string, maxBytes: number): string {
     // Read at most one byte past the cap: a file that grew since the fstat is caught too.
     const buf = Buffer.alloc(maxBytes + 1);
     let length = 0;
-    for (let n; length < buf.length && (n = readSync(fd, buf, length, buf.length - length, null)) > 0; ) length += n;
+    for (let n; length < buf.length && (n = readSync(fd, buf, length, buf.length - length, null)) > 0;) length += n;
     if (length > maxBytes) throw new ConfigFileTooLargeError(undefined, maxBytes);
     return buf.toString('utf8', 0, length);
   } finally {

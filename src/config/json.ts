@@ -14,7 +14,9 @@ export class DuplicateKeyError extends Error {
     readonly line: number,
     readonly column: number,
   ) {
-    super(`duplicate key ${JSON.stringify(key.slice(0, 64))}${path ? ` in ${path}` : ''} at line ${line}, column ${column}`);
+    super(
+      `duplicate key ${JSON.stringify(key.slice(0, 64))}${path ? ` in ${path}` : ''} at line ${line}, column ${column}`,
+    );
     this.name = 'DuplicateKeyError';
   }
 }
@@ -63,6 +65,9 @@ function duplicate(text: string, offset: number, key: string, stack: readonly Fr
   const before = text.slice(0, offset);
   const line = before.split('\n').length;
   const column = offset - before.lastIndexOf('\n');
-  const path = stack.slice(0, -1).map((f) => String(f.at)).join('.');
+  const path = stack
+    .slice(0, -1)
+    .map((f) => String(f.at))
+    .join('.');
   return new DuplicateKeyError(key, path, line, column);
 }

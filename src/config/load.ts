@@ -37,14 +37,17 @@ export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  - ${problemLine(p)}`);
     if (problems.length > MAX_LISTED_PROBLEMS) listed.push(`  … and ${problems.length - MAX_LISTED_PROBLEMS} more`);
-    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${listed.join('\n')}`);
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${listed.join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
 
 // A loop, not push(...spread): spreading 100,000+ problems overflows the call stack.
 function addIssues(problems: string[], error: z.ZodError, prefix: string): void {
-  for (const i of error.issues) problems.push(`${[prefix, ...i.path.map(String)].filter(Boolean).join('.')}: ${i.message}`);
+  for (const i of error.issues)
+    problems.push(`${[prefix, ...i.path.map(String)].filter(Boolean).join('.')}: ${i.message}`);
 }
 
 export function parseConfigText(text: string, fileName: string): unknown {
@@ -78,7 +81,10 @@ function exceedsValues(data: unknown, max: number): boolean {
  * readConfigFile, does); tests pass the text. What it returns is measured again, so a reader that
  * ignores the cap still cannot get more than that parsed.
  */
-export function loadConfig(rawEnv: Record<string, string | undefined>, readFile: (path: string, maxBytes: number) => string = readConfigFile): Config {
+export function loadConfig(
+  rawEnv: Record<string, string | undefined>,
+  readFile: (path: string, maxBytes: number) => string = readConfigFile,
+): Config {
   const problems: string[] = [];
   const env = envSchema.safeParse(rawEnv);
   if (!env.success) addIssues(problems, env.error, 'env');
@@ -95,11 +101,17 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, readFile:
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > maxBytes) throw new ConfigFileTooLargeError(bytes, maxBytes);
       const data = parseConfigText(text, path);
-      if (exceedsValues(data, MAX_FILE_VALUES)) problems.push(`${path}: holds more than ${MAX_FILE_VALUES} values (fields and list items); nothing in it was validated`);
+      if (exceedsValues(data, MAX_FILE_VALUES))
+        problems.push(
+          `${path}: holds more than ${MAX_FILE_VALUES} values (fields and list items); nothing in it was validated`,
+        );
       else fileData = data;
     } catch (e) {
       if (e instanceof ConfigFileTooLargeError) problems.push(`${path}: ${e.message}`);
-      else problems.push(`${path}: cannot be read or parsed (${e instanceof Error ? e.message.split('\n')[0] : 'unknown error'})`);
+      else
+        problems.push(
+          `${path}: cannot be read or parsed (${e instanceof Error ? e.message.split('\n')[0] : 'unknown error'})`,
+        );
     }
   }
   // The mode decides what a valid role ARN is; read it on its own so that an unrelated bad
@@ -118,13 +130,23 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, readFile:
     const role = parseRoleArn(p.roleArn, { allowMissingAccount: s3Compatible });
     if (!role.ok) throw new ConfigError([`profiles.${name}.roleArn: ${role.error}`]); // unreachable: the schema checked it
     const { kmsKeyId, ...rest } = p;
-    profiles.set(name, Object.freeze({ ...rest, ...(kmsKeyId ? { kmsKeyId } : {}), name, partition: role.value.partition }));
+    profiles.set(
+      name,
+      Object.freeze({ ...rest, ...(kmsKeyId ? { kmsKeyId } : {}), name, partition: role.value.partition }),
+    );
   }
   // S3-compatible servers (Ceph RGW) do not implement IAM's ${*} escapes: RGW reads the `*` inside
   // `${*}` as a wildcard, so an escaped key would WIDEN the grant there. Unless the operator says
   // otherwise, such keys are refused in that mode.
-  const wildcardKeys = rawEnv.CREDVEND_WILDCARD_KEYS === undefined && env.data.CREDVEND_S3_COMPATIBLE ? 'reject' : env.data.CREDVEND_WILDCARD_KEYS;
-  return Object.freeze({ env: Object.freeze({ ...env.data, CREDVEND_WILDCARD_KEYS: wildcardKeys }), issuers: Object.freeze(file.data.issuers), profiles });
+  const wildcardKeys =
+    rawEnv.CREDVEND_WILDCARD_KEYS === undefined && env.data.CREDVEND_S3_COMPATIBLE
+      ? 'reject'
+      : env.data.CREDVEND_WILDCARD_KEYS;
+  return Object.freeze({
+    env: Object.freeze({ ...env.data, CREDVEND_WILDCARD_KEYS: wildcardKeys }),
+    issuers: Object.freeze(file.data.issuers),
+    profiles,
+  });
 }
 
 export function withProfiles(config: Config, profiles: Iterable<Profile>): Config {

@@ -27,7 +27,8 @@ function depthExceeds(text: string, max: number): boolean {
     else if (type === 'flow-seq-start' || type === 'flow-map-start') flow++;
     else if (type === 'flow-seq-end' || type === 'flow-map-end') flow = Math.max(0, flow - 1);
     // Inside a flow collection `:` and `?` nest nothing (JSON written as YAML has one per member).
-    else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind')) indicators++;
+    else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind'))
+      indicators++;
     if (type !== 'space') lineStart = false;
     if (flow + indent + indicators > max) return true;
   }

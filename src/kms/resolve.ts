@@ -9,7 +9,14 @@
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseKmsArn } from '../arn.js';
-import { createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, FALLBACK_DEADLINE_MS, networkErrorCode, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
+import {
+  createHttpHandler,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  FALLBACK_DEADLINE_MS,
+  networkErrorCode,
+  upstreamDeadlineMs,
+  withDeadline,
+} from '../aws/http-handler.js';
 import { ConfigError, withProfiles, type Config, type Profile } from '../config/load.js';
 
 /** What DescribeKey told us about a key: only the fields the checks below need. */
@@ -26,7 +33,10 @@ export interface KeyDescriber {
 }
 
 export class KeyDescribeError extends Error {
-  constructor(readonly code: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
     super(`DescribeKey failed (${code})`, options);
     this.name = 'KeyDescribeError';
   }
@@ -84,11 +94,15 @@ export function createKmsDescriber(newClient: (region: string) => KMSClient): Ke
       const c = client;
       let out;
       try {
-        out = await withDeadline(deadlines.get(c) ?? FALLBACK_DEADLINE_MS, undefined, () => c.send(new DescribeKeyCommand({ KeyId: keyId })));
+        out = await withDeadline(deadlines.get(c) ?? FALLBACK_DEADLINE_MS, undefined, () =>
+          c.send(new DescribeKeyCommand({ KeyId: keyId })),
+        );
       } catch (err) {
         // Only the error name (or network code: smithy names a reset socket TimeoutError) leaves
         // this module: SDK messages are not ours to print.
-        throw new KeyDescribeError(networkErrorCode(err) ?? (err as { name?: string } | undefined)?.name ?? 'Unknown', { cause: err });
+        throw new KeyDescribeError(networkErrorCode(err) ?? (err as { name?: string } | undefined)?.name ?? 'Unknown', {
+          cause: err,
+        });
       }
       const m = out.KeyMetadata;
       return {
@@ -132,11 +146,15 @@ export function keyProblems(profile: Profile, facts: KeyFacts): string[] {
   // pending deletion would take every object written from now on with it.
   if (facts.keyState !== 'Enabled') problems.push(`key ${facts.arn} is ${facts.keyState}, not Enabled`);
   // S3 SSE-KMS only works with symmetric encryption keys; anything else fails every upload.
-  if (facts.keySpec !== 'SYMMETRIC_DEFAULT') problems.push(`key ${facts.arn} is ${facts.keySpec}, not SYMMETRIC_DEFAULT`);
-  if (facts.keyUsage !== 'ENCRYPT_DECRYPT') problems.push(`key ${facts.arn} has usage ${facts.keyUsage}, not ENCRYPT_DECRYPT`);
+  if (facts.keySpec !== 'SYMMETRIC_DEFAULT')
+    problems.push(`key ${facts.arn} is ${facts.keySpec}, not SYMMETRIC_DEFAULT`);
+  if (facts.keyUsage !== 'ENCRYPT_DECRYPT')
+    problems.push(`key ${facts.arn} has usage ${facts.keyUsage}, not ENCRYPT_DECRYPT`);
   // S3 uses a key in the bucket's region only; kms:ViaService in the policy names that region.
-  if (arn.value.region !== profile.region) problems.push(`key ${facts.arn} is in ${arn.value.region}, the bucket in ${profile.region}`);
-  if (arn.value.partition !== profile.partition) problems.push(`key ${facts.arn} is in partition ${arn.value.partition}, the role in ${profile.partition}`);
+  if (arn.value.region !== profile.region)
+    problems.push(`key ${facts.arn} is in ${arn.value.region}, the bucket in ${profile.region}`);
+  if (arn.value.partition !== profile.partition)
+    problems.push(`key ${facts.arn} is in partition ${arn.value.partition}, the role in ${profile.partition}`);
   return problems;
 }
 
@@ -175,5 +193,8 @@ export async function resolveKmsKeys(config: Config, describer: KeyDescriber): P
   );
   const problems = results.flatMap((r) => r.problems); // in profile order, whatever answered first
   if (problems.length > 0) throw new ConfigError(problems);
-  return withProfiles(config, results.map((r) => r.profile));
+  return withProfiles(
+    config,
+    results.map((r) => r.profile),
+  );
 }

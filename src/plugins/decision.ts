@@ -72,9 +72,18 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     pending.delete(request);
     const outcome = outcomeOf(reply.statusCode, facts, p.problem);
     if (!facts.profile) Object.assign(facts, requestedProfile(request, config));
-    if (!facts.subject && request.principal) facts.subject = { iss: request.principal.issuer, sub: request.principal.subject, claims: {} };
+    if (!facts.subject && request.principal)
+      facts.subject = { iss: request.principal.issuer, sub: request.principal.subject, claims: {} };
     const ua = request.headers['user-agent'];
-    const record = decisionRecord(facts, { requestId: request.id, clientIp: request.ip, ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}) }, outcome);
+    const record = decisionRecord(
+      facts,
+      {
+        requestId: request.id,
+        clientIp: request.ip,
+        ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
+      },
+      outcome,
+    );
     try {
       await audit.record(record);
     } catch (err) {
@@ -83,13 +92,22 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
       // each is a bearer token for its key.
       if (outcome.kind !== 'issued' && outcome.kind !== 'reused') return payload;
       const problem = toProblem(err);
-      void reply.code(problem.status).headers(problem.headers ?? {}).type('application/problem+json');
+      void reply
+        .code(problem.status)
+        .headers(problem.headers ?? {})
+        .type('application/problem+json');
       return JSON.stringify(problemBody(problem, request.id));
     }
     // Counted once handed over (after the record): presigned URLs are not credentials.
-    if (outcome.kind === 'issued' && facts.presigned) metrics.presignedUrls.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' }, facts.presigned.urls.length);
-    else if (outcome.kind === 'issued') metrics.issued.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
-    else if (outcome.kind === 'reused') metrics.reused.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
+    if (outcome.kind === 'issued' && facts.presigned)
+      metrics.presignedUrls.inc(
+        { profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' },
+        facts.presigned.urls.length,
+      );
+    else if (outcome.kind === 'issued')
+      metrics.issued.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
+    else if (outcome.kind === 'reused')
+      metrics.reused.inc({ profile: facts.profile ?? 'unknown', operation: facts.operation ?? 'unknown' });
     else if (outcome.kind === 'denied') metrics.denied.inc({ reason: outcome.reason });
     return payload;
   });
@@ -106,23 +124,30 @@ function outcomeOf(status: number, facts: DecisionFacts, reported: Pending['prob
   const problem = reported?.problem;
   const errorCode = problem?.code ?? 'CV_INTERNAL';
   // A 4xx that an upstream answered (STS's PackedPolicyTooLarge) is a failure, not a denial.
-  if (status >= 500 || !problem || facts.upstreamCode !== undefined) return { kind: 'failed', errorCode, ...(errorCode === 'CV_SHUTTING_DOWN' ? { reason: 'shutdown' } : {}) };
+  if (status >= 500 || !problem || facts.upstreamCode !== undefined)
+    return { kind: 'failed', errorCode, ...(errorCode === 'CV_SHUTTING_DOWN' ? { reason: 'shutdown' } : {}) };
   const err = reported.err;
   const reason =
-    err instanceof PolicyError ? err.reason
-    : status === 401 ? 'unauthenticated'
-    : status === 429 ? 'rate_limited'
-    : 'invalid_request';
+    err instanceof PolicyError
+      ? err.reason
+      : status === 401
+        ? 'unauthenticated'
+        : status === 429
+          ? 'rate_limited'
+          : 'invalid_request';
   return { kind: 'denied', errorCode, reason };
 }
 
 /** The profile and operation a failed request named, only when they are valid values. */
 function requestedProfile(request: FastifyRequest, config: Config): { profile?: string; operation?: string } {
-  const fields = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {});
+  const fields = (v: unknown): Record<string, unknown> =>
+    typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
   const params = fields(request.params);
   const query = fields(request.query);
   const body = fields(request.body);
-  const profile = [params.profile, body.profile].find((v): v is string => typeof v === 'string' && config.profiles.has(v));
+  const profile = [params.profile, body.profile].find(
+    (v): v is string => typeof v === 'string' && config.profiles.has(v),
+  );
   const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
   return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
 }

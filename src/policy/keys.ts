@@ -71,7 +71,8 @@ const ALL_SAFE = /^[A-Za-z0-9_.=@+-]*$/;
 export function encodeClaimSegment(value: string): string {
   // A lone surrogate has no UTF-8 form: Buffer writes U+FFFD for it, so "\ud800" and "\ufffd"
   // would share a prefix. Refused, which keeps the encoding injective.
-  if (!value.isWellFormed()) throw new PolicyError('claim_invalid', 'a claim used in the key prefix is not valid Unicode');
+  if (!value.isWellFormed())
+    throw new PolicyError('claim_invalid', 'a claim used in the key prefix is not valid Unicode');
   // A value of '.' or containing '..' would form a path segment S3 clients normalise away.
   const encodeDots = value === '.' || value.includes('..');
   if (!encodeDots && ALL_SAFE.test(value)) return value; // the common case: nothing to encode

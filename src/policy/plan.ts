@@ -56,7 +56,13 @@ export interface RequestTarget {
   readonly target: { keys: string[] } | { prefix: string };
 }
 
-export function planIssuance(profile: Profile, principal: Principal, req: CredentialRequest, requestId: string, opts: PlanOptions): IssuancePlan {
+export function planIssuance(
+  profile: Profile,
+  principal: Principal,
+  req: CredentialRequest,
+  requestId: string,
+  opts: PlanOptions,
+): IssuancePlan {
   const { target } = checkRequest(profile, principal, req, opts);
   const policy = buildSessionPolicy({
     partition: profile.partition,
@@ -69,7 +75,9 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
     bucketKeyEnabled: profile.bucketKeyEnabled,
   });
   const tags = Object.entries(profile.sessionTags).map(([Key, t]) => ({ Key, Value: fillTag(t, principal.claims) }));
-  const sourceIdentity = profile.sourceIdentity ? fillSourceIdentity(profile.sourceIdentity, principal.claims) : defaultSourceIdentity(principal);
+  const sourceIdentity = profile.sourceIdentity
+    ? fillSourceIdentity(profile.sourceIdentity, principal.claims)
+    : defaultSourceIdentity(principal);
 
   return {
     profile: profile.name,
@@ -94,10 +102,18 @@ export function planIssuance(profile: Profile, principal: Principal, req: Creden
  * Authorization, operation, delivery and key rules of a request, without planning a session:
  * presigned mode checks every request this way and signs from a session planned once.
  */
-export function checkRequest(profile: Profile, principal: Principal, req: CredentialRequest, opts: PlanOptions): RequestTarget {
+export function checkRequest(
+  profile: Profile,
+  principal: Principal,
+  req: CredentialRequest,
+  opts: PlanOptions,
+): RequestTarget {
   authorize(profile.match, principal);
   if (profile.delivery !== (opts.delivery ?? 'credentials')) {
-    throw new PolicyError('delivery_mismatch', `profile "${profile.name}" delivers ${profile.delivery === 'presigned' ? 'presigned URLs' : 'credentials'} only`);
+    throw new PolicyError(
+      'delivery_mismatch',
+      `profile "${profile.name}" delivers ${profile.delivery === 'presigned' ? 'presigned URLs' : 'credentials'} only`,
+    );
   }
   if (!profile.operations.includes(req.operation)) {
     throw new PolicyError('operation_not_allowed', `profile "${profile.name}" does not allow ${req.operation}`);
@@ -111,7 +127,10 @@ export function checkRequest(profile: Profile, principal: Principal, req: Creden
   let target: { keys: string[] } | { prefix: string };
   if (req.prefix !== undefined) {
     if (!profile.allowPrefixGrants) {
-      throw new PolicyError('prefix_grant_not_allowed', `profile "${profile.name}" grants named keys only, not prefixes`);
+      throw new PolicyError(
+        'prefix_grant_not_allowed',
+        `profile "${profile.name}" grants named keys only, not prefixes`,
+      );
     }
     validateRelativeKey(req.prefix, 'prefix', base);
     rejectWildcards(req.prefix, opts);
@@ -120,7 +139,10 @@ export function checkRequest(profile: Profile, principal: Principal, req: Creden
     const keys = req.keys ?? [];
     if (keys.length === 0) throw new PolicyError('invalid_key', 'give at least one key (or a prefix)');
     if (keys.length > profile.maxKeys) {
-      throw new PolicyError('too_many_keys', `profile "${profile.name}" allows at most ${profile.maxKeys} keys per request`);
+      throw new PolicyError(
+        'too_many_keys',
+        `profile "${profile.name}" allows at most ${profile.maxKeys} keys per request`,
+      );
     }
     for (const k of keys) {
       validateRelativeKey(k, 'key', base);
@@ -137,13 +159,25 @@ export function checkRequest(profile: Profile, principal: Principal, req: Creden
  * process), for as long as role chaining allows. Every URL signed with it pins one key, checked
  * per request by checkRequest.
  */
-export function planPresignSession(profile: Profile, principal: Principal, operation: Operation, requestId: string, opts: PlanOptions): IssuancePlan {
+export function planPresignSession(
+  profile: Profile,
+  principal: Principal,
+  operation: Operation,
+  requestId: string,
+  opts: PlanOptions,
+): IssuancePlan {
   let signing = signingProfiles.get(profile);
   if (!signing) {
     signing = Object.freeze({ ...profile, allowPrefixGrants: true, maxDurationSeconds: PRESIGN_SESSION_SECONDS });
     signingProfiles.set(profile, signing);
   }
-  return planIssuance(signing, principal, { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS }, requestId, { ...opts, delivery: 'presigned' });
+  return planIssuance(
+    signing,
+    principal,
+    { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS },
+    requestId,
+    { ...opts, delivery: 'presigned' },
+  );
 }
 const signingProfiles = new WeakMap<Profile, Profile>();
 
@@ -152,7 +186,9 @@ const signingProfiles = new WeakMap<Profile, Profile>();
  * templates. The audit record shows their values, so a reader can tell why a prefix or a tag
  * came out as it did, not only why the profile matched.
  */
-export function profileClaims(profile: Pick<Profile, 'match' | 'prefix' | 'sessionTags' | 'sourceIdentity'>): readonly string[] {
+export function profileClaims(
+  profile: Pick<Profile, 'match' | 'prefix' | 'sessionTags' | 'sourceIdentity'>,
+): readonly string[] {
   let names = claimNames.get(profile);
   if (!names) {
     const templates = [profile.prefix, ...Object.values(profile.sessionTags), profile.sourceIdentity ?? ''];

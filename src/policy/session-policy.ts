@@ -47,12 +47,17 @@ export function buildSessionPolicy(input: PolicyInput): SessionPolicy {
   const isPrefix = 'prefix' in input.target;
   // Object ARNs with IAM wildcards escaped; only a prefix grant gets the one trailing `*`, which
   // is ours, after the escaped prefix.
-  const resources = 'prefix' in input.target
-    ? [`${objectBase}${escapeIamWildcards(input.target.prefix)}*`]
-    : [...new Set(input.target.keys)].map((k) => `${objectBase}${escapeIamWildcards(k)}`);
+  const resources =
+    'prefix' in input.target
+      ? [`${objectBase}${escapeIamWildcards(input.target.prefix)}*`]
+      : [...new Set(input.target.keys)].map((k) => `${objectBase}${escapeIamWildcards(k)}`);
 
   const statements: Record<string, unknown>[] = [
-    { Effect: 'Allow', Action: s3Actions(input.operation, input.versionedReads), Resource: resources.length === 1 ? resources[0] : resources },
+    {
+      Effect: 'Allow',
+      Action: s3Actions(input.operation, input.versionedReads),
+      Resource: resources.length === 1 ? resources[0] : resources,
+    },
   ];
 
   if (input.kmsKeyArn) {
@@ -68,7 +73,12 @@ export function buildSessionPolicy(input: PolicyInput): SessionPolicy {
       StringEquals: { 'kms:ViaService': `s3.${input.region}.amazonaws.com`, ...(context.StringEquals ?? {}) },
     };
     if (context.StringLike) condition.StringLike = context.StringLike;
-    statements.push({ Effect: 'Allow', Action: kmsActions(input.operation), Resource: input.kmsKeyArn, Condition: condition });
+    statements.push({
+      Effect: 'Allow',
+      Action: kmsActions(input.operation),
+      Resource: input.kmsKeyArn,
+      Condition: condition,
+    });
   }
 
   const document = { Version: '2012-10-17', Statement: statements };

@@ -31,7 +31,10 @@ export function defaultSourceIdentity(principal: Principal): string {
 }
 
 /** Requested (or default) duration clamped to the profile maximum and the role-chaining cap. */
-export function clampDuration(requested: number | undefined, profile: { defaultDurationSeconds: number; maxDurationSeconds: number }): number {
+export function clampDuration(
+  requested: number | undefined,
+  profile: { defaultDurationSeconds: number; maxDurationSeconds: number },
+): number {
   const wanted = requested ?? profile.defaultDurationSeconds;
   return Math.max(MIN_DURATION_SECONDS, Math.min(wanted, profile.maxDurationSeconds, ROLE_CHAINING_MAX_SECONDS));
 }
@@ -48,7 +51,10 @@ export const MIN_PRESIGNED_URL_SECONDS = 60;
 export const PRESIGN_MARGIN_SECONDS = 60;
 
 /** Requested (or the profile's default) URL lifetime, clamped to the profile maximum and the URL bound. */
-export function clampUrlSeconds(requested: number | undefined, profile: { defaultDurationSeconds: number; maxDurationSeconds: number }): number {
+export function clampUrlSeconds(
+  requested: number | undefined,
+  profile: { defaultDurationSeconds: number; maxDurationSeconds: number },
+): number {
   const wanted = requested ?? profile.defaultDurationSeconds;
   return Math.max(MIN_PRESIGNED_URL_SECONDS, Math.min(wanted, profile.maxDurationSeconds, MAX_PRESIGNED_URL_SECONDS));
 }

@@ -12,7 +12,11 @@ export function templateClaims(template: string): string[] {
   return [...new Set(Array.from(template.matchAll(PLACEHOLDER), (m) => m[1] as string))];
 }
 
-function fill(template: string, claims: Readonly<Record<string, unknown>>, encode: (v: string, claim: string) => string): string {
+function fill(
+  template: string,
+  claims: Readonly<Record<string, unknown>>,
+  encode: (v: string, claim: string) => string,
+): string {
   return template.replace(PLACEHOLDER, (_m, name: string) => {
     const v = scalarClaim(claims, name);
     if (v === undefined) throw new PolicyError('claim_missing', `the token has no usable "${name}" claim`);
@@ -33,7 +37,8 @@ const SOURCE_IDENTITY = /^[\w+=,.@-]{2,64}$/;
 
 export function fillTag(template: string, claims: Readonly<Record<string, unknown>>): string {
   const value = fill(template, claims, (v, claim) => {
-    if (!TAG_VALUE.test(v)) throw new PolicyError('claim_invalid', `claim "${claim}" has characters not allowed in a session tag`);
+    if (!TAG_VALUE.test(v))
+      throw new PolicyError('claim_invalid', `claim "${claim}" has characters not allowed in a session tag`);
     return v;
   });
   if (value.length > 256) throw new PolicyError('claim_invalid', 'a session tag value would exceed 256 characters');

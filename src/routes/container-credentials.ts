@@ -9,13 +9,33 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
   return async (app) => {
     app.get(
       '/v1/container-credentials/:profile',
-      { schema: { summary: 'AWS container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI)', params: containerParams, querystring: containerQuery, response: { 200: containerCredentialsResponse, ...errorResponses } }, onRequest: deps.authenticateHook, config: { decision: true, rawTokenAuth: true, rateLimit: {} } },
+      {
+        schema: {
+          summary: 'AWS container-credentials protocol (AWS_CONTAINER_CREDENTIALS_FULL_URI)',
+          params: containerParams,
+          querystring: containerQuery,
+          response: { 200: containerCredentialsResponse, ...errorResponses },
+        },
+        onRequest: deps.authenticateHook,
+        config: { decision: true, rawTokenAuth: true, rateLimit: {} },
+      },
       async (request, reply) => {
         const { key, ...rest } = request.query;
         const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };
-        const { credentials: c } = await deps.vendor.vend(request.principal!, request.params.profile, req, request.id, request.decision!);
+        const { credentials: c } = await deps.vendor.vend(
+          request.principal!,
+          request.params.profile,
+          req,
+          request.id,
+          request.decision!,
+        );
         reply.header('cache-control', 'no-store');
-        return { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken, Expiration: c.expiration.toISOString() };
+        return {
+          AccessKeyId: c.accessKeyId,
+          SecretAccessKey: c.secretAccessKey,
+          Token: c.sessionToken,
+          Expiration: c.expiration.toISOString(),
+        };
       },
     );
   };

@@ -8,7 +8,16 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/v1/credentials',
-      { schema: { summary: 'Short-lived credentials scoped to named objects', body: credentialsBody, querystring: credentialsQuery, response: { 200: credentialsAnyFormat, ...errorResponses } }, onRequest: deps.authenticateHook, config: { decision: true, rateLimit: {} } },
+      {
+        schema: {
+          summary: 'Short-lived credentials scoped to named objects',
+          body: credentialsBody,
+          querystring: credentialsQuery,
+          response: { 200: credentialsAnyFormat, ...errorResponses },
+        },
+        onRequest: deps.authenticateHook,
+        config: { decision: true, rateLimit: {} },
+      },
       async (request, reply) => {
         const { profile, ...req } = request.body;
         const vended = await deps.vendor.vend(request.principal!, profile, req, request.id, request.decision!);
@@ -43,7 +52,13 @@ export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) 
 
 /** AWS CLI/SDK `credential_process` output, version 1. */
 export function processFormat({ credentials: c }: Vended) {
-  return { Version: 1 as const, AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, SessionToken: c.sessionToken, Expiration: c.expiration.toISOString() };
+  return {
+    Version: 1 as const,
+    AccessKeyId: c.accessKeyId,
+    SecretAccessKey: c.secretAccessKey,
+    SessionToken: c.sessionToken,
+    Expiration: c.expiration.toISOString(),
+  };
 }
 
 /** POSIX single-quoting: the value can never break out of the string in `eval "$(curl ...)"`. */

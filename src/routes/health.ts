@@ -11,7 +11,9 @@ export function healthRoutes(readiness: Readiness): FastifyPluginAsync {
       const state = readiness.state();
       const failing = readiness.failing();
       const ready = state === 'ready' && failing.length === 0;
-      return reply.code(ready ? 200 : 503).send({ status: ready || state !== 'ready' ? state : 'degraded', ...(failing.length > 0 ? { failing } : {}) });
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready || state !== 'ready' ? state : 'degraded', ...(failing.length > 0 ? { failing } : {}) });
     });
   };
 }

@@ -9,7 +9,15 @@ export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/v1/presigned',
-      { schema: { summary: 'Presigned URLs (or size-capped POST forms) for named objects', body: presignedBody, response: { 200: presignedResponse, ...errorResponses } }, onRequest: deps.authenticateHook, config: { decision: true, rateLimit: {} } },
+      {
+        schema: {
+          summary: 'Presigned URLs (or size-capped POST forms) for named objects',
+          body: presignedBody,
+          response: { 200: presignedResponse, ...errorResponses },
+        },
+        onRequest: deps.authenticateHook,
+        config: { decision: true, rateLimit: {} },
+      },
       async (request, reply) => {
         const { profile, ...req } = request.body;
         const presigned = await deps.presigner.presign(request.principal!, profile, req, request.id, request.decision!);

@@ -8,33 +8,43 @@ import { errorResponses, profilesResponse } from './schemas.js';
 
 export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/v1/profiles', { schema: { summary: 'The profiles this token may use', response: { 200: profilesResponse, 401: errorResponses[401] } }, onRequest: deps.authenticateHook }, async (request, reply) => {
-      const principal = request.principal!;
-      const profiles = [...deps.config.profiles.values()]
-        .filter((p) => matches(p.match, principal))
-        .map((p) => {
-          let prefix: string | null;
-          try {
-            prefix = fillPrefix(p.prefix, principal.claims);
-          } catch {
-            prefix = null; // a claim the prefix needs is missing: issuance would be denied
-          }
-          return {
-            name: p.name,
-            description: p.description ?? null,
-            bucket: p.bucket,
-            region: p.region,
-            prefix,
-            operations: p.operations,
-            maxKeys: p.maxKeys,
-            allowPrefixGrants: p.allowPrefixGrants,
-            defaultDurationSeconds: p.defaultDurationSeconds,
-            maxDurationSeconds: Math.min(p.maxDurationSeconds, 3600),
-            kms: p.kmsKeyId !== undefined,
-          };
-        });
-      reply.header('cache-control', 'no-store');
-      return { subject: principal.subject, issuer: principal.issuer, profiles };
-    });
+    app.get(
+      '/v1/profiles',
+      {
+        schema: {
+          summary: 'The profiles this token may use',
+          response: { 200: profilesResponse, 401: errorResponses[401] },
+        },
+        onRequest: deps.authenticateHook,
+      },
+      async (request, reply) => {
+        const principal = request.principal!;
+        const profiles = [...deps.config.profiles.values()]
+          .filter((p) => matches(p.match, principal))
+          .map((p) => {
+            let prefix: string | null;
+            try {
+              prefix = fillPrefix(p.prefix, principal.claims);
+            } catch {
+              prefix = null; // a claim the prefix needs is missing: issuance would be denied
+            }
+            return {
+              name: p.name,
+              description: p.description ?? null,
+              bucket: p.bucket,
+              region: p.region,
+              prefix,
+              operations: p.operations,
+              maxKeys: p.maxKeys,
+              allowPrefixGrants: p.allowPrefixGrants,
+              defaultDurationSeconds: p.defaultDurationSeconds,
+              maxDurationSeconds: Math.min(p.maxDurationSeconds, 3600),
+              kms: p.kmsKeyId !== undefined,
+            };
+          });
+        reply.header('cache-control', 'no-store');
+        return { subject: principal.subject, issuer: principal.issuer, profiles };
+      },
+    );
   };
 }

@@ -16,7 +16,9 @@ export const credentialsBody = z
     durationSeconds: z.number().int().min(900).max(43_200).optional(),
   })
   .strict()
-  .refine((b) => (b.keys === undefined) !== (b.prefix === undefined), { message: 'give exactly one of keys or prefix' });
+  .refine((b) => (b.keys === undefined) !== (b.prefix === undefined), {
+    message: 'give exactly one of keys or prefix',
+  });
 
 export const credentialsQuery = z.object({ format: z.enum(['json', 'process', 'env']).default('json') });
 
@@ -44,27 +46,46 @@ export const problem = z
   })
   .describe('RFC 9457 problem details (application/problem+json)');
 
-export const credentialsResponse = z.object({
-  accessKeyId: z.string(),
-  secretAccessKey: z.string(),
-  sessionToken: z.string(),
-  expiration: z.string().describe('ISO 8601'),
-  region: z.string(),
-  bucket: z.string(),
-  keys: z.array(z.string()).optional().describe('full object keys (profile prefix applied)'),
-  prefix: z.string().optional().describe('full granted prefix, for prefix grants'),
-  operation,
-  profile: z.string(),
-  requestId: z.string(),
-}).describe('format=json (default). format=process answers credential_process v1 JSON; format=env answers text/plain export lines.');
+export const credentialsResponse = z
+  .object({
+    accessKeyId: z.string(),
+    secretAccessKey: z.string(),
+    sessionToken: z.string(),
+    expiration: z.string().describe('ISO 8601'),
+    region: z.string(),
+    bucket: z.string(),
+    keys: z.array(z.string()).optional().describe('full object keys (profile prefix applied)'),
+    prefix: z.string().optional().describe('full granted prefix, for prefix grants'),
+    operation,
+    profile: z.string(),
+    requestId: z.string(),
+  })
+  .describe(
+    'format=json (default). format=process answers credential_process v1 JSON; format=env answers text/plain export lines.',
+  );
 
 export const processResponse = z
-  .object({ Version: z.literal(1), AccessKeyId: z.string(), SecretAccessKey: z.string(), SessionToken: z.string(), Expiration: z.string() })
+  .object({
+    Version: z.literal(1),
+    AccessKeyId: z.string(),
+    SecretAccessKey: z.string(),
+    SessionToken: z.string(),
+    Expiration: z.string(),
+  })
   .describe('format=process: AWS credential_process v1');
 
-export const credentialsAnyFormat = z.union([credentialsResponse, processResponse, z.string().describe('format=env: text/plain `export NAME=\'value\'` lines')]);
+export const credentialsAnyFormat = z.union([
+  credentialsResponse,
+  processResponse,
+  z.string().describe("format=env: text/plain `export NAME='value'` lines"),
+]);
 
-export const containerCredentialsResponse = z.object({ AccessKeyId: z.string(), SecretAccessKey: z.string(), Token: z.string(), Expiration: z.string() });
+export const containerCredentialsResponse = z.object({
+  AccessKeyId: z.string(),
+  SecretAccessKey: z.string(),
+  Token: z.string(),
+  Expiration: z.string(),
+});
 
 export const profilesResponse = z.object({
   subject: z.string(),
@@ -86,7 +107,17 @@ export const profilesResponse = z.object({
   ),
 });
 
-export const errorResponses = { 400: problem, 401: problem, 403: problem, 404: problem, 422: problem, 429: problem, 502: problem, 503: problem, 504: problem };
+export const errorResponses = {
+  400: problem,
+  401: problem,
+  403: problem,
+  404: problem,
+  422: problem,
+  429: problem,
+  502: problem,
+  503: problem,
+  504: problem,
+};
 
 // Presigned mode (POST /v1/presigned): its own route, so each route has one answer shape and a
 // credentials client can never receive URLs (or the reverse) by a profile changing its delivery.
@@ -95,18 +126,30 @@ export const presignedBody = z
     profile: profileName,
     operation,
     keys: z.array(objectKey).min(1).max(1000),
-    expiresSeconds: z.number().int().min(60).max(43_200).optional().describe('wanted URL lifetime; clamped to the profile maximum, 1800 s, and the signing session'),
+    expiresSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(43_200)
+      .optional()
+      .describe('wanted URL lifetime; clamped to the profile maximum, 1800 s, and the signing session'),
   })
   .strict();
 
 const presignedObject = z.union([
-  z.object({ key: z.string().describe('full object key (profile prefix applied)'), method: z.enum(['PUT', 'GET']), url: z.string().describe('send the request to this URL as it is') }),
+  z.object({
+    key: z.string().describe('full object key (profile prefix applied)'),
+    method: z.enum(['PUT', 'GET']),
+    url: z.string().describe('send the request to this URL as it is'),
+  }),
   z
     .object({
       key: z.string(),
       method: z.literal('POST'),
       url: z.string(),
-      fields: z.record(z.string(), z.string()).describe('multipart/form-data fields to send, as they are, before the `file` field'),
+      fields: z
+        .record(z.string(), z.string())
+        .describe('multipart/form-data fields to send, as they are, before the `file` field'),
       maxObjectBytes: z.number().int().describe('the signed policy refuses a larger file'),
     })
     .describe('uploads of a profile with maxObjectBytes: a presigned POST form (a PUT URL cannot be size-capped)'),

@@ -38,7 +38,13 @@ export interface SessionSigner {
   putUrl(bucket: string, key: string, expiresSeconds: number, signedAt: Date): Promise<string>;
   getUrl(bucket: string, key: string, expiresSeconds: number, signedAt: Date): Promise<string>;
   /** A POST form pinned to `key` whose uploads must be 0..maxBytes bytes. */
-  postForm(bucket: string, key: string, expiresSeconds: number, maxBytes: number, signedAt: Date): Promise<PresignedForm>;
+  postForm(
+    bucket: string,
+    key: string,
+    expiresSeconds: number,
+    maxBytes: number,
+    signedAt: Date,
+  ): Promise<PresignedForm>;
 }
 
 export interface UrlSigner {
@@ -68,7 +74,9 @@ const MAX_PRESIGNED_SECONDS = 604_800;
 /** RFC 3986 escaping as the SDK does it (encodeURIComponent, plus !'()*). */
 function escapeUri(value: string): string {
   const encoded = encodeURIComponent(value);
-  return RESERVED.test(encoded) ? encoded.replace(RESERVED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : encoded;
+  return RESERVED.test(encoded)
+    ? encoded.replace(RESERVED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    : encoded;
 }
 const RESERVED = /[!'()*]/;
 const RESERVED_ALL = /[!'()*]/g;
@@ -123,7 +131,14 @@ export interface UrlShape {
 }
 
 /** A presigned GET or PUT URL, as getSignedUrl(client, Get/PutObjectCommand) makes it. */
-export function presignUrl(shape: UrlShape, session: SigningSession, method: 'GET' | 'PUT', key: string, expiresSeconds: number, at: Date): string {
+export function presignUrl(
+  shape: UrlShape,
+  session: SigningSession,
+  method: 'GET' | 'PUT',
+  key: string,
+  expiresSeconds: number,
+  at: Date,
+): string {
   if (!(Number.isInteger(expiresSeconds) && expiresSeconds > 0 && expiresSeconds <= MAX_PRESIGNED_SECONDS)) {
     throw new RangeError(`a presigned URL lives 1..${MAX_PRESIGNED_SECONDS} seconds`);
   }
@@ -139,12 +154,23 @@ export function presignUrl(shape: UrlShape, session: SigningSession, method: 'GE
   const tail = `X-Amz-SignedHeaders=host&x-id=${method === 'PUT' ? 'PutObject' : 'GetObject'}`;
   const canonicalRequest = `${method}\n${shape.path}${keyPath}\n${head}&${tail}\nhost:${shape.host}\n\nhost\n${UNSIGNED_PAYLOAD}`;
   const stringToSign = `${ALGORITHM}\n${date}\n${scope}\n${createHash('sha256').update(canonicalRequest).digest('hex')}`;
-  const signature = createHmac('sha256', session.signingKey(day, shape.signingRegion)).update(stringToSign).digest('hex');
+  const signature = createHmac('sha256', session.signingKey(day, shape.signingRegion))
+    .update(stringToSign)
+    .digest('hex');
   return `${shape.base}${keyPath}?${head}&X-Amz-Signature=${signature}&${tail}`;
 }
 
 /** A presigned POST form, as createPresignedPost makes it with one content-length-range condition. */
-export function presignPostForm(url: string, region: string, session: SigningSession, bucket: string, key: string, expiresSeconds: number, maxBytes: number, at: Date): PresignedForm {
+export function presignPostForm(
+  url: string,
+  region: string,
+  session: SigningSession,
+  bucket: string,
+  key: string,
+  expiresSeconds: number,
+  maxBytes: number,
+  at: Date,
+): PresignedForm {
   if (widensPostPolicy(key)) throw new Error('a POST policy cannot pin a key ending in ${filename}');
   const c = session.credentials;
   const date = amzDate(at);
@@ -169,7 +195,16 @@ export function presignPostForm(url: string, region: string, session: SigningSes
   const signature = createHmac('sha256', session.signingKey(day, region)).update(policy).digest('hex');
   return {
     url,
-    fields: { bucket, 'X-Amz-Algorithm': ALGORITHM, 'X-Amz-Credential': credential, 'X-Amz-Date': date, 'X-Amz-Security-Token': c.sessionToken, key, Policy: policy, 'X-Amz-Signature': signature },
+    fields: {
+      bucket,
+      'X-Amz-Algorithm': ALGORITHM,
+      'X-Amz-Credential': credential,
+      'X-Amz-Date': date,
+      'X-Amz-Security-Token': c.sessionToken,
+      key,
+      Policy: policy,
+      'X-Amz-Signature': signature,
+    },
   };
 }
 
@@ -197,10 +232,21 @@ interface SdkSigner {
 function sdkSigner(client: S3Client): SdkSigner {
   return {
     url: (method, bucket, key, expiresIn, signingDate) =>
-      getSignedUrl(client, method === 'PUT' ? new PutObjectCommand({ Bucket: bucket, Key: key }) : new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn, signingDate }),
+      getSignedUrl(
+        client,
+        method === 'PUT'
+          ? new PutObjectCommand({ Bucket: bucket, Key: key })
+          : new GetObjectCommand({ Bucket: bucket, Key: key }),
+        { expiresIn, signingDate },
+      ),
     async postForm(bucket, key, expiresIn, maxBytes) {
       if (widensPostPolicy(key)) throw new Error('a POST policy cannot pin a key ending in ${filename}');
-      const { url, fields } = await createPresignedPost(client, { Bucket: bucket, Key: key, Conditions: [['content-length-range', 0, maxBytes]], Expires: expiresIn });
+      const { url, fields } = await createPresignedPost(client, {
+        Bucket: bucket,
+        Key: key,
+        Conditions: [['content-length-range', 0, maxBytes]],
+        Expires: expiresIn,
+      });
       return { url, fields };
     },
   };
@@ -214,7 +260,12 @@ export interface BucketShape {
 }
 
 // Throwaway credentials and a key with every character class the path escaping treats apart.
-const PROBE = { accessKeyId: 'AKIDCREDVENDPROBE', secretAccessKey: 'probe/secret+key=', sessionToken: 'probe/token+=', expiration: new Date(8.64e15) };
+const PROBE = {
+  accessKeyId: 'AKIDCREDVENDPROBE',
+  secretAccessKey: 'probe/secret+key=',
+  sessionToken: 'probe/token+=',
+  expiration: new Date(8.64e15),
+};
 const PROBE_KEY = "credvend-probe/a b!'()*~+=&?#%é/x.txt";
 const PROBE_DATE = new Date('2024-01-02T03:04:05.678Z');
 
@@ -237,8 +288,17 @@ export async function bucketShape(opts: UrlSignerOptions, bucket: string, region
     const origin = /^(https?:\/\/)([^/?#]+)/.exec(put);
     if (q > 0 && put.slice(0, q).endsWith(encoded) && scope?.[1] && origin?.[2]) {
       const base = put.slice(0, q - encoded.length);
-      const candidate: UrlShape = { base, host: origin[2], path: base.slice(origin[0].length), signingRegion: scope[1] };
-      if (presignUrl(candidate, session, 'PUT', PROBE_KEY, 60, PROBE_DATE) === put && presignUrl(candidate, session, 'GET', PROBE_KEY, 60, PROBE_DATE) === get) url = candidate;
+      const candidate: UrlShape = {
+        base,
+        host: origin[2],
+        path: base.slice(origin[0].length),
+        signingRegion: scope[1],
+      };
+      if (
+        presignUrl(candidate, session, 'PUT', PROBE_KEY, 60, PROBE_DATE) === put &&
+        presignUrl(candidate, session, 'GET', PROBE_KEY, 60, PROBE_DATE) === get
+      )
+        url = candidate;
     }
   } catch {
     url = undefined;
@@ -247,7 +307,9 @@ export async function bucketShape(opts: UrlSignerOptions, bucket: string, region
   try {
     const form = await sdk.postForm(bucket, PROBE_KEY, 60, 1);
     const date = form.fields['X-Amz-Date'] ?? '';
-    const at = new Date(`${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}T${date.slice(9, 11)}:${date.slice(11, 13)}:${date.slice(13, 15)}Z`);
+    const at = new Date(
+      `${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}T${date.slice(9, 11)}:${date.slice(11, 13)}:${date.slice(13, 15)}Z`,
+    );
     const mine = presignPostForm(form.url, region, session, bucket, PROBE_KEY, 60, 1, at);
     if (mine.url === form.url && JSON.stringify(mine.fields) === JSON.stringify(form.fields)) postUrl = form.url;
   } catch {
@@ -272,7 +334,9 @@ export function createUrlSigner(opts: UrlSignerOptions): UrlSigner {
       const sdk = () => (fallback ??= sdkSigner(sdkClient(opts, credentials, region)));
       const url = async (method: 'GET' | 'PUT', bucket: string, key: string, expiresIn: number, signedAt: Date) => {
         const shape = (await shapeOf(bucket, region)).url;
-        return shape ? presignUrl(shape, session, method, key, expiresIn, signedAt) : sdk().url(method, bucket, key, expiresIn, signedAt);
+        return shape
+          ? presignUrl(shape, session, method, key, expiresIn, signedAt)
+          : sdk().url(method, bucket, key, expiresIn, signedAt);
       };
       return {
         putUrl: (bucket, key, expiresIn, signedAt) => url('PUT', bucket, key, expiresIn, signedAt),

@@ -28,7 +28,10 @@ import { ContainerCredentialsError, fromContainerEndpoint, hasContainerEndpoint 
  * CV_BASE_CREDENTIALS_UNAVAILABLE, and /readyz is 503 meanwhile.
  */
 export class BaseCredentialsUnavailableError extends Error {
-  constructor(readonly code: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
     super(`the service's own AWS credentials are unavailable (${code})`, options);
     this.name = 'BaseCredentialsUnavailableError';
   }
@@ -102,7 +105,12 @@ const BACKOFF_MAX_MS = 5_000;
  * (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES) caps the container endpoint's answer.
  */
 export function defaultCredentialChain(
-  opts: { region?: string | undefined; stsEndpoint?: string | undefined; timeoutMs?: number | undefined; maxResponseBytes?: number | undefined } = {},
+  opts: {
+    region?: string | undefined;
+    stsEndpoint?: string | undefined;
+    timeoutMs?: number | undefined;
+    maxResponseBytes?: number | undefined;
+  } = {},
 ): AwsCredentialIdentityProvider {
   const timeoutMs = opts.timeoutMs ?? BASE_CREDENTIALS_TIMEOUT_MS;
   const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -114,10 +122,12 @@ export function defaultCredentialChain(
   // error name (TimeoutError); the endpoint's own error stays underneath as the cause.
   const container: AwsCredentialIdentityProvider = (props) =>
     endpoint(props).catch((err: unknown) => {
-      if (err instanceof ContainerCredentialsError && err.code === 'Timeout') throw Object.assign(new Error(err.message, { cause: err }), { name: 'TimeoutError' });
+      if (err instanceof ContainerCredentialsError && err.code === 'Timeout')
+        throw Object.assign(new Error(err.message, { cause: err }), { name: 'TimeoutError' });
       throw err;
     });
-  const useContainer = (env: NodeJS.ProcessEnv): boolean => !env.AWS_ACCESS_KEY_ID && !env.AWS_WEB_IDENTITY_TOKEN_FILE && hasContainerEndpoint(env);
+  const useContainer = (env: NodeJS.ProcessEnv): boolean =>
+    !env.AWS_ACCESS_KEY_ID && !env.AWS_WEB_IDENTITY_TOKEN_FILE && hasContainerEndpoint(env);
   const init: DefaultProviderInit = {
     // Instance metadata, and the SDK's container provider where the chain still reaches it (a
     // failing IRSA web identity falls through to it): one attempt each, retried by our backoff
@@ -129,7 +139,11 @@ export function defaultCredentialChain(
       ...(opts.region ? { region: opts.region } : {}),
       ...(opts.stsEndpoint ? { endpoint: opts.stsEndpoint } : {}),
       maxAttempts: 1,
-      requestHandler: new NodeHttpHandler({ connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true }),
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: timeoutMs,
+        requestTimeout: timeoutMs,
+        throwOnRequestTimeout: true,
+      }),
     },
   };
   // A new chain per fetch: the SDK's chain has its own single flight for forced refreshes, and a
@@ -151,8 +165,10 @@ export function createBaseCredentials(opts: BaseCredentialsOptions): BaseCredent
   let lastFailure: BaseCredentialsUnavailableError | undefined;
   let timer: NodeJS.Timeout | undefined;
 
-  const remaining = (c: AwsCredentialIdentity, t: number): number => (c.expiration ? c.expiration.getTime() - t : Number.POSITIVE_INFINITY);
-  const usable = (c: AwsCredentialIdentity | undefined, t: number): c is AwsCredentialIdentity => c !== undefined && remaining(c, t) > USABLE_MARGIN_MS;
+  const remaining = (c: AwsCredentialIdentity, t: number): number =>
+    c.expiration ? c.expiration.getTime() - t : Number.POSITIVE_INFINITY;
+  const usable = (c: AwsCredentialIdentity | undefined, t: number): c is AwsCredentialIdentity =>
+    c !== undefined && remaining(c, t) > USABLE_MARGIN_MS;
 
   const store = (c: AwsCredentialIdentity): void => {
     current = c;
@@ -170,7 +186,10 @@ export function createBaseCredentials(opts: BaseCredentialsOptions): BaseCredent
     const delay = ceiling / 2 + (random() * ceiling) / 2;
     retryAt = now() + delay;
     opts.metrics.baseCredentialRefreshFailures.inc({ code });
-    opts.logger?.warn({ code, err: { name: errorName(cause) }, retryInMs: Math.round(delay), canSign: usable(current, now()) }, 'fetching the base AWS credentials failed');
+    opts.logger?.warn(
+      { code, err: { name: errorName(cause) }, retryInMs: Math.round(delay), canSign: usable(current, now()) },
+      'fetching the base AWS credentials failed',
+    );
     lastFailure = new BaseCredentialsUnavailableError(code, cause === undefined ? undefined : { cause });
     return lastFailure;
   };
@@ -200,7 +219,8 @@ export function createBaseCredentials(opts: BaseCredentialsOptions): BaseCredent
               // A late answer is taken only if it is usable and outlives what we hold: a source
               // that is merely slower than the deadline still recovers the service, and an old
               // answer never replaces newer keys. Its failure was already counted as a Timeout.
-              if (usable(c, now()) && (!usable(current, now()) || remaining(c, now()) > remaining(current, now()))) store(c);
+              if (usable(c, now()) && (!usable(current, now()) || remaining(c, now()) > remaining(current, now())))
+                store(c);
               return;
             }
             clearTimeout(deadline);
@@ -253,7 +273,8 @@ export function createBaseCredentials(opts: BaseCredentialsOptions): BaseCredent
       if (inflight) return inflight;
       // Nothing usable and the last fetch failed moments ago: fail fast rather than queue every
       // request on an endpoint known to be down.
-      if (t < retryAt) throw new BaseCredentialsUnavailableError('Backoff', lastFailure ? { cause: lastFailure } : undefined);
+      if (t < retryAt)
+        throw new BaseCredentialsUnavailableError('Backoff', lastFailure ? { cause: lastFailure } : undefined);
       return refresh(props);
     },
     lastAccessKeyId: () => current?.accessKeyId,

@@ -42,7 +42,10 @@ export type ContainerCredentialsErrorCode =
 
 /** A failed fetch. `code` is bounded (a metric label, a log field); the message never carries the body or the token. */
 export class ContainerCredentialsError extends Error {
-  constructor(readonly code: ContainerCredentialsErrorCode, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: ContainerCredentialsErrorCode,
+    options?: { cause?: unknown },
+  ) {
     super(`container credentials endpoint: ${code}`, options);
     // Stable: callers classify by name and code, never by message.
     this.name = 'ContainerCredentialsError';
@@ -177,7 +180,11 @@ function get(url: URL, authorization: string | undefined, timeoutMs: number, max
       path: `${url.pathname}${url.search}`,
       // A fresh socket per fetch, closed after it: a hung one is never pooled or reused.
       agent: false,
-      headers: { accept: 'application/json', connection: 'close', ...(authorization === undefined ? {} : { authorization }) },
+      headers: {
+        accept: 'application/json',
+        connection: 'close',
+        ...(authorization === undefined ? {} : { authorization }),
+      },
     };
     try {
       req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(options);
@@ -232,11 +239,27 @@ function parseCredentials(body: string): AwsCredentialIdentity {
   if (typeof parsed !== 'object' || parsed === null) throw new ContainerCredentialsError('MalformedResponse');
   const p = parsed as Record<string, unknown>;
   const { AccessKeyId, SecretAccessKey, Token, Expiration, AccountId } = p;
-  if (typeof AccessKeyId !== 'string' || AccessKeyId === '' || typeof SecretAccessKey !== 'string' || SecretAccessKey === '' || typeof Token !== 'string' || Token === '' || typeof Expiration !== 'string' || !RFC3339.test(Expiration)) {
+  if (
+    typeof AccessKeyId !== 'string' ||
+    AccessKeyId === '' ||
+    typeof SecretAccessKey !== 'string' ||
+    SecretAccessKey === '' ||
+    typeof Token !== 'string' ||
+    Token === '' ||
+    typeof Expiration !== 'string' ||
+    !RFC3339.test(Expiration)
+  ) {
     throw new ContainerCredentialsError('MalformedResponse');
   }
   const expiration = new Date(Expiration);
   if (Number.isNaN(expiration.getTime())) throw new ContainerCredentialsError('MalformedResponse');
-  if (AccountId !== undefined && typeof AccountId !== 'string') throw new ContainerCredentialsError('MalformedResponse');
-  return { accessKeyId: AccessKeyId, secretAccessKey: SecretAccessKey, sessionToken: Token, expiration, ...(AccountId ? { accountId: AccountId } : {}) };
+  if (AccountId !== undefined && typeof AccountId !== 'string')
+    throw new ContainerCredentialsError('MalformedResponse');
+  return {
+    accessKeyId: AccessKeyId,
+    secretAccessKey: SecretAccessKey,
+    sessionToken: Token,
+    expiration,
+    ...(AccountId ? { accountId: AccountId } : {}),
+  };
 }

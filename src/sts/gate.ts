@@ -42,7 +42,8 @@ export function gateIssuer(issuer: CredentialIssuer, opts: GateOptions): Credent
   };
   const release = () => {
     const next = queue.shift();
-    if (next) next.admit(); // the slot passes straight to the next waiter
+    if (next)
+      next.admit(); // the slot passes straight to the next waiter
     else inFlight -= 1;
     gauge();
   };

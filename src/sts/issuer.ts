@@ -3,9 +3,24 @@
 //
 // SDK exceptions are translated here into StsError with a bounded `code`: their messages can
 // carry request details and never reach a caller, a log line or a metric label as they are.
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient, type AssumeRoleCommandInput } from '@aws-sdk/client-sts';
+import {
+  AssumeRoleCommand,
+  GetCallerIdentityCommand,
+  STSClient,
+  type AssumeRoleCommandInput,
+} from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import { carryAbortSignals, createHttpHandler, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS, FALLBACK_DEADLINE_MS, networkErrorCode, signalFor, upstreamDeadlineMs, withDeadline } from '../aws/http-handler.js';
+import {
+  carryAbortSignals,
+  createHttpHandler,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_MAX_SOCKETS,
+  FALLBACK_DEADLINE_MS,
+  networkErrorCode,
+  signalFor,
+  upstreamDeadlineMs,
+  withDeadline,
+} from '../aws/http-handler.js';
 import type { IssuancePlan } from '../policy/plan.js';
 import { BaseCredentialsUnavailableError } from './base-credentials.js';
 
@@ -31,16 +46,43 @@ export interface CredentialIssuer {
   callerIdentity(signal?: AbortSignal): Promise<CallerIdentity>;
 }
 
-export type StsFailure = 'access_denied' | 'throttled' | 'timeout' | 'packed_policy_too_large' | 'rejected' | 'unavailable';
+export type StsFailure =
+  'access_denied' | 'throttled' | 'timeout' | 'packed_policy_too_large' | 'rejected' | 'unavailable';
 
 // Error names we keep as metric label values; anything else becomes 'other' (bounded cardinality).
 const KNOWN_CODES = new Set([
-  'AccessDenied', 'AccessDeniedException', 'ExpiredToken', 'ExpiredTokenException', 'RegionDisabledException',
-  'PackedPolicyTooLarge', 'PackedPolicyTooLargeException', 'MalformedPolicyDocument', 'MalformedPolicyDocumentException',
-  'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TimeoutError', 'InvalidClientTokenId',
-  'InvalidParameterValue', 'ValidationError', 'NoSuchEntity', 'NotFound', 'InvalidArgument', 'Unknown',
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CredentialsProviderError',
-  'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ResponseTooLarge', 'DeadlineExceeded',
+  'AccessDenied',
+  'AccessDeniedException',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'RegionDisabledException',
+  'PackedPolicyTooLarge',
+  'PackedPolicyTooLargeException',
+  'MalformedPolicyDocument',
+  'MalformedPolicyDocumentException',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TimeoutError',
+  'InvalidClientTokenId',
+  'InvalidParameterValue',
+  'ValidationError',
+  'NoSuchEntity',
+  'NotFound',
+  'InvalidArgument',
+  'Unknown',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'CredentialsProviderError',
+  'EPIPE',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ResponseTooLarge',
+  'DeadlineExceeded',
 ]);
 
 const THROTTLING_CODES = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
@@ -147,7 +189,10 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
 
   // Every call: bounded by the overall deadline (retries and backoff included) and by the
   // caller's signal; failures leave as StsError, except the two that are not STS's doing.
-  const send = async <T>(signal: AbortSignal | undefined, call: (abortSignal: AbortSignal | undefined) => Promise<T>): Promise<T> => {
+  const send = async <T>(
+    signal: AbortSignal | undefined,
+    call: (abortSignal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> => {
     try {
       return await withDeadline(deadlineMs, signal, call);
     } catch (err) {
@@ -179,7 +224,9 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
       };
       // No send() options: they would turn off the SDK's middleware cache. The signal goes with
       // the input instead (signalFor, src/aws/http-handler.ts).
-      const out = await send(signal, (abortSignal) => client.send(new AssumeRoleCommand(signalFor(input, abortSignal))));
+      const out = await send(signal, (abortSignal) =>
+        client.send(new AssumeRoleCommand(signalFor(input, abortSignal))),
+      );
       const c = out.Credentials;
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new StsError('unavailable', 'IncompleteResponse');
@@ -193,7 +240,11 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
       };
     },
     async callerIdentity(signal) {
-      const out = await send(signal, (abortSignal) => (abortSignal ? client.send(new GetCallerIdentityCommand({}), { abortSignal }) : client.send(new GetCallerIdentityCommand({}))));
+      const out = await send(signal, (abortSignal) =>
+        abortSignal
+          ? client.send(new GetCallerIdentityCommand({}), { abortSignal })
+          : client.send(new GetCallerIdentityCommand({})),
+      );
       return { account: out.Account ?? '', arn: out.Arn ?? '' };
     },
   };

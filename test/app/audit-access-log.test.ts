@@ -13,13 +13,46 @@ async function traffic() {
   const token = await h.token({ sub: 'alice' });
   const auth = { authorization: `Bearer ${token}` };
   const requests = [
-    { method: 'POST' as const, url: '/v1/credentials', headers: auth, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } },
-    { method: 'POST' as const, url: '/v1/credentials', headers: auth, payload: { profile: 'uploads', operation: 'download', keys: ['b'] } },
-    { method: 'GET' as const, url: '/v1/container-credentials/uploads?operation=download&key=c', headers: { authorization: token } },
-    { method: 'POST' as const, url: '/v1/credentials', payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } },
-    { method: 'POST' as const, url: '/v1/credentials', headers: { authorization: 'Bearer not.a.jwt' }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } },
-    { method: 'POST' as const, url: '/v1/credentials', headers: auth, payload: { profile: 'ci', operation: 'upload', keys: ['a'] } },
-    { method: 'POST' as const, url: '/v1/credentials', headers: auth, payload: { profile: 'uploads', operation: 'upload', keys: ['../x'] } },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      headers: auth,
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      headers: auth,
+      payload: { profile: 'uploads', operation: 'download', keys: ['b'] },
+    },
+    {
+      method: 'GET' as const,
+      url: '/v1/container-credentials/uploads?operation=download&key=c',
+      headers: { authorization: token },
+    },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      headers: { authorization: 'Bearer not.a.jwt' },
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      headers: auth,
+      payload: { profile: 'ci', operation: 'upload', keys: ['a'] },
+    },
+    {
+      method: 'POST' as const,
+      url: '/v1/credentials',
+      headers: auth,
+      payload: { profile: 'uploads', operation: 'upload', keys: ['../x'] },
+    },
     { method: 'GET' as const, url: '/v1/profiles', headers: auth },
     { method: 'GET' as const, url: '/healthz' },
     { method: 'GET' as const, url: `/no/such/route/${crypto.randomUUID()}` },
@@ -78,23 +111,34 @@ describe('access log', () => {
     expect(h.log.lines).toEqual([]);
   });
 
-  it.each(['info', 'off'])('a 5xx is one line at error level with the problem code (CREDVEND_ACCESS_LOG=%s), without SDK text', async (level) => {
-    h = await buildHarness({ env: { CREDVEND_ACCESS_LOG: level } });
-    const e = Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/x is not authorized detail-xyz'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
-    h.sts.on(AssumeRoleCommand).rejects(e);
-    const res = await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token()}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } });
-    expect(res.statusCode).toBe(502);
-    expect(records()).toEqual([
-      expect.objectContaining({
-        level: 50,
-        msg: 'request',
-        reqId: res.headers['x-request-id'],
-        route: '/v1/credentials',
-        status: 502,
-        problem: 'CV_STS_ACCESS_DENIED',
-        err: { name: 'StsError', code: 'AccessDenied', kind: 'access_denied' },
-      }),
-    ]);
-    expect(h.log.lines[0]).not.toMatch(/detail-xyz|assumed-role/);
-  });
+  it.each(['info', 'off'])(
+    'a 5xx is one line at error level with the problem code (CREDVEND_ACCESS_LOG=%s), without SDK text',
+    async (level) => {
+      h = await buildHarness({ env: { CREDVEND_ACCESS_LOG: level } });
+      const e = Object.assign(
+        new Error('User: arn:aws:sts::123456789012:assumed-role/x is not authorized detail-xyz'),
+        { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } },
+      );
+      h.sts.on(AssumeRoleCommand).rejects(e);
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/v1/credentials',
+        headers: { authorization: `Bearer ${await h.token()}` },
+        payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+      });
+      expect(res.statusCode).toBe(502);
+      expect(records()).toEqual([
+        expect.objectContaining({
+          level: 50,
+          msg: 'request',
+          reqId: res.headers['x-request-id'],
+          route: '/v1/credentials',
+          status: 502,
+          problem: 'CV_STS_ACCESS_DENIED',
+          err: { name: 'StsError', code: 'AccessDenied', kind: 'access_denied' },
+        }),
+      ]);
+      expect(h.log.lines[0]).not.toMatch(/detail-xyz|assumed-role/);
+    },
+  );
 });

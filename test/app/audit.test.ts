@@ -16,7 +16,17 @@ import { fileSink, streamSink } from '../../src/audit/sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';
-import { allSecretsSeen, baseProfiles, buildHarness, ISSUER, LineSink, ROLE_ARN, sign, testKeys, type Harness } from '../helpers/app.js';
+import {
+  allSecretsSeen,
+  baseProfiles,
+  buildHarness,
+  ISSUER,
+  LineSink,
+  ROLE_ARN,
+  sign,
+  testKeys,
+  type Harness,
+} from '../helpers/app.js';
 
 let h: Harness;
 afterEach(async () => {
@@ -28,7 +38,12 @@ afterEach(async () => {
 
 const UA = 'ci-runner/1.0';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const ciClaims = { sub: 'project_path:group/app:ref_type:branch:ref:main', project_path: 'group/app', ref_protected: 'true', environment: 'production' };
+const ciClaims = {
+  sub: 'project_path:group/app:ref_type:branch:ref:main',
+  project_path: 'group/app',
+  ref_protected: 'true',
+  environment: 'production',
+};
 
 async function post(body: Record<string, unknown>, opts: { token?: string | null; ua?: string } = {}) {
   const token = opts.token === undefined ? await h.token() : opts.token;
@@ -55,7 +70,9 @@ function envelope(rec: Record<string, unknown>) {
 }
 
 function stsError(name: string, status: number): Error {
-  const e = new Error('User: arn:aws:sts::123456789012:assumed-role/credvend-task/x is not authorized detail-xyz') as Error & Record<string, unknown>;
+  const e = new Error(
+    'User: arn:aws:sts::123456789012:assumed-role/credvend-task/x is not authorized detail-xyz',
+  ) as Error & Record<string, unknown>;
   e.name = name;
   e.$metadata = { httpStatusCode: status };
   return e;
@@ -79,7 +96,11 @@ describe('credentials.issued', () => {
       log: 'audit',
       event: 'credentials.issued',
       requestId: res.headers['x-request-id'],
-      subject: { iss: ISSUER, sub: ciClaims.sub, claims: { project_path: 'group/app', ref_protected: 'true', environment: 'production' } },
+      subject: {
+        iss: ISSUER,
+        sub: ciClaims.sub,
+        claims: { project_path: 'group/app', ref_protected: 'true', environment: 'production' },
+      },
       profile: 'ci',
       operation: 'upload',
       clientIp: '127.0.0.1',
@@ -101,7 +122,8 @@ describe('credentials.issued', () => {
     expect(body.accessKeyId).toMatch(/^ASIA/);
     // Never a secret: neither the issued ones nor the caller's token, in any form.
     const text = h.audit.lines.join('\n');
-    for (const secret of [body.secretAccessKey, body.sessionToken, token, token.split('.')[2]]) expect(text).not.toContain(secret);
+    for (const secret of [body.secretAccessKey, body.sessionToken, token, token.split('.')[2]])
+      expect(text).not.toContain(secret);
     expect(text).not.toMatch(/secretAccessKey|sessionToken|authorization/i);
   });
 
@@ -128,12 +150,27 @@ describe('credentials.issued', () => {
       },
     };
     h = await buildHarness({ profiles });
-    const token = await h.token({ sub: 'u-1', tier: 'gold', email: 'ann@example.com', team: 'blue', uid: 'u1234', unrelated: 'not-for-the-audit' });
+    const token = await h.token({
+      sub: 'u-1',
+      tier: 'gold',
+      email: 'ann@example.com',
+      team: 'blue',
+      uid: 'u1234',
+      unrelated: 'not-for-the-audit',
+    });
     const res = await post({ profile: 'tmpl', operation: 'download', keys: ['a'] }, { token });
     expect(res.statusCode).toBe(200);
     const [rec] = h.audit.records();
-    expect(rec!.subject).toEqual({ iss: ISSUER, sub: 'u-1', claims: { tier: 'gold', email: 'ann@example.com', team: 'blue', uid: 'u1234' } });
-    expect(rec).toMatchObject({ sourceIdentity: 'u1234', sessionTags: { team: 'blue' }, keys: ['home/ann@example.com/a'] });
+    expect(rec!.subject).toEqual({
+      iss: ISSUER,
+      sub: 'u-1',
+      claims: { tier: 'gold', email: 'ann@example.com', team: 'blue', uid: 'u1234' },
+    });
+    expect(rec).toMatchObject({
+      sourceIdentity: 'u1234',
+      sessionTags: { team: 'blue' },
+      keys: ['home/ann@example.com/a'],
+    });
   });
 });
 
@@ -163,13 +200,18 @@ describe('credentials.denied', () => {
     allSecretsSeen.add(forged);
     const res = await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }, { token: forged });
     expect(res.statusCode).toBe(401);
-    expect(h.audit.records()).toMatchObject([{ event: 'credentials.denied', errorCode: 'CV_TOKEN_INVALID', reason: 'unauthenticated' }]);
+    expect(h.audit.records()).toMatchObject([
+      { event: 'credentials.denied', errorCode: 'CV_TOKEN_INVALID', reason: 'unauthenticated' },
+    ]);
     for (const part of [payload!, sig!.slice(0, -4)]) expect(h.audit.lines[0]).not.toContain(part);
   });
 
   it('403 profile mismatch: subject with the values (or null) of every claim the profile reads, and what was asked', async () => {
     h = await buildHarness();
-    const res = await post({ profile: 'ci', operation: 'upload', keys: ['x.bin'] }, { token: await h.token({ sub: 'mallory', project_path: 'evilgroup/app' }) });
+    const res = await post(
+      { profile: 'ci', operation: 'upload', keys: ['x.bin'] },
+      { token: await h.token({ sub: 'mallory', project_path: 'evilgroup/app' }) },
+    );
     expect(res.statusCode).toBe(403);
     const [rec] = h.audit.records();
     expect(envelope(rec!)).toEqual({
@@ -177,7 +219,11 @@ describe('credentials.denied', () => {
       log: 'audit',
       event: 'credentials.denied',
       requestId: res.headers['x-request-id'],
-      subject: { iss: ISSUER, sub: 'mallory', claims: { project_path: 'evilgroup/app', ref_protected: null, environment: null } },
+      subject: {
+        iss: ISSUER,
+        sub: 'mallory',
+        claims: { project_path: 'evilgroup/app', ref_protected: null, environment: null },
+      },
       profile: 'ci',
       operation: 'upload',
       clientIp: '127.0.0.1',
@@ -191,9 +237,20 @@ describe('credentials.denied', () => {
 
   it('403 operation not allowed by the profile', async () => {
     h = await buildHarness();
-    const res = await post({ profile: 'ci', operation: 'download', prefix: 'dist/' }, { token: await h.token(ciClaims) });
+    const res = await post(
+      { profile: 'ci', operation: 'download', prefix: 'dist/' },
+      { token: await h.token(ciClaims) },
+    );
     expect(res.statusCode).toBe(403);
-    expect(h.audit.records()).toMatchObject([{ event: 'credentials.denied', reason: 'operation_not_allowed', errorCode: 'CV_OPERATION_FORBIDDEN', operation: 'download', requestedPrefix: 'dist/' }]);
+    expect(h.audit.records()).toMatchObject([
+      {
+        event: 'credentials.denied',
+        reason: 'operation_not_allowed',
+        errorCode: 'CV_OPERATION_FORBIDDEN',
+        operation: 'download',
+        requestedPrefix: 'dist/',
+      },
+    ]);
   });
 
   it.each([
@@ -252,8 +309,15 @@ describe('credentials.failed before any AWS call', () => {
   it('an internal error while planning (a KMS key left unresolved) is one failed record and an opaque 500', async () => {
     // Prepare: the config as loaded, without the start-up KMS resolution the harness does.
     const { publicKey } = await testKeys();
-    const file = { issuers: [{ issuer: ISSUER, audiences: ['credvend'], publicKey: await exportSPKI(publicKey), algorithms: ['RS256'] }], profiles: baseProfiles() };
-    const config = loadConfig({ CREDVEND_CONFIG_FILE: 'p.json', CREDVEND_RATE_LIMIT_MAX: '0' }, () => JSON.stringify(file));
+    const file = {
+      issuers: [
+        { issuer: ISSUER, audiences: ['credvend'], publicKey: await exportSPKI(publicKey), algorithms: ['RS256'] },
+      ],
+      profiles: baseProfiles(),
+    };
+    const config = loadConfig({ CREDVEND_CONFIG_FILE: 'p.json', CREDVEND_RATE_LIMIT_MAX: '0' }, () =>
+      JSON.stringify(file),
+    );
     const sink = new LineSink();
     const issue = vi.fn();
     const app = await buildApp({
@@ -267,12 +331,25 @@ describe('credentials.failed before any AWS call', () => {
     });
     try {
       // Act
-      const res = await app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await sign({ sub: 'alice' }, (await testKeys()).privateKey)}` }, payload: { profile: 'kms', operation: 'upload', keys: ['a'] } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/credentials',
+        headers: { authorization: `Bearer ${await sign({ sub: 'alice' }, (await testKeys()).privateKey)}` },
+        payload: { profile: 'kms', operation: 'upload', keys: ['a'] },
+      });
       // Assess
       expect(res.statusCode).toBe(500);
       expect(res.json().code).toBe('CV_INTERNAL');
       expect(issue).not.toHaveBeenCalled();
-      expect(sink.records()).toMatchObject([{ event: 'credentials.failed', errorCode: 'CV_INTERNAL', profile: 'kms', requestId: res.headers['x-request-id'], subject: { iss: ISSUER, sub: 'alice' } }]);
+      expect(sink.records()).toMatchObject([
+        {
+          event: 'credentials.failed',
+          errorCode: 'CV_INTERNAL',
+          profile: 'kms',
+          requestId: res.headers['x-request-id'],
+          subject: { iss: ISSUER, sub: 'alice' },
+        },
+      ]);
       expect(sink.lines).toHaveLength(1);
     } finally {
       await app.close();
@@ -295,15 +372,57 @@ describe('exactly one record per request for credentials', () => {
     const busy = await tok('busy');
     const cases: [string, InjectOptions, number, string, string][] = [
       ['issued', json(ok, await tok('u1')), 200, 'credentials.issued', ''],
-      ['issued (container)', { method: 'GET', url: '/v1/container-credentials/uploads?operation=download&key=a', headers: { authorization: await tok('u2') } }, 200, 'credentials.issued', ''],
+      [
+        'issued (container)',
+        {
+          method: 'GET',
+          url: '/v1/container-credentials/uploads?operation=download&key=a',
+          headers: { authorization: await tok('u2') },
+        },
+        200,
+        'credentials.issued',
+        '',
+      ],
       ['no token', json(ok), 401, 'credentials.denied', 'CV_TOKEN_MISSING'],
-      ['bad token (container)', { method: 'GET', url: '/v1/container-credentials/uploads?operation=download&key=a', headers: { authorization: 'garbage' } }, 401, 'credentials.denied', 'CV_TOKEN_INVALID'],
+      [
+        'bad token (container)',
+        {
+          method: 'GET',
+          url: '/v1/container-credentials/uploads?operation=download&key=a',
+          headers: { authorization: 'garbage' },
+        },
+        401,
+        'credentials.denied',
+        'CV_TOKEN_INVALID',
+      ],
       ['mismatch', json({ ...ok, profile: 'ci' }, await tok('u3')), 403, 'credentials.denied', 'CV_PROFILE_FORBIDDEN'],
-      ['unknown profile', { method: 'GET', url: '/v1/container-credentials/nope?operation=download&key=a', headers: { authorization: await tok('u4') } }, 404, 'credentials.denied', 'CV_PROFILE_UNKNOWN'],
+      [
+        'unknown profile',
+        {
+          method: 'GET',
+          url: '/v1/container-credentials/nope?operation=download&key=a',
+          headers: { authorization: await tok('u4') },
+        },
+        404,
+        'credentials.denied',
+        'CV_PROFILE_UNKNOWN',
+      ],
       ['policy 400', json({ ...ok, keys: ['a//b'] }, await tok('u5')), 400, 'credentials.denied', 'CV_INVALID_KEY'],
-      ['schema 400', json({ ...ok, roleSessionName: 'admin' }, await tok('u6')), 400, 'credentials.denied', 'CV_BAD_REQUEST'],
+      [
+        'schema 400',
+        json({ ...ok, roleSessionName: 'admin' }, await tok('u6')),
+        400,
+        'credentials.denied',
+        'CV_BAD_REQUEST',
+      ],
       ['bad JSON', json('{"profile":', await tok('u7')), 400, 'credentials.denied', 'CV_BAD_REQUEST'],
-      ['too large', json({ ...ok, keys: Array.from({ length: 40 }, () => 'k'.repeat(2000)) }, await tok('u8')), 413, 'credentials.denied', 'CV_BODY_TOO_LARGE'],
+      [
+        'too large',
+        json({ ...ok, keys: Array.from({ length: 40 }, () => 'k'.repeat(2000)) }, await tok('u8')),
+        413,
+        'credentials.denied',
+        'CV_BODY_TOO_LARGE',
+      ],
       ['busy 1', json(ok, busy), 200, 'credentials.issued', ''],
       ['busy 2', json(ok, busy), 200, 'credentials.issued', ''],
       ['busy 3', json(ok, busy), 429, 'credentials.denied', 'CV_RATE_LIMITED'],
@@ -321,7 +440,10 @@ describe('exactly one record per request for credentials', () => {
       if (code) expect(mine[0]!.errorCode, name).toBe(code);
     }
     // The denials recorded around the vendor carry their own reason, in the audit and the metric.
-    const reasons = h.audit.records().filter((r) => r.event === 'credentials.denied').map((r) => r.reason);
+    const reasons = h.audit
+      .records()
+      .filter((r) => r.event === 'credentials.denied')
+      .map((r) => r.reason);
     expect(reasons.filter((r) => r === 'rate_limited')).toHaveLength(1);
     expect(reasons.filter((r) => r === 'invalid_request')).toHaveLength(3); // schema, bad JSON, too large
     const counted = Object.fromEntries((await h.metrics.denied.get()).values.map((v) => [v.labels.reason, v.value]));
@@ -335,16 +457,27 @@ describe('exactly one record per request for credentials', () => {
     h.sts.on(AssumeRoleCommand).rejects(stsError('Throttling', 400));
     const failed = await h.app.inject(json(ok, await tok('u10')));
     expect(failed.statusCode).toBe(503);
-    for (const [res, code] of [[notReady, 'CV_NOT_READY'], [failed, 'CV_STS_THROTTLED']] as const) {
+    for (const [res, code] of [
+      [notReady, 'CV_NOT_READY'],
+      [failed, 'CV_STS_THROTTLED'],
+    ] as const) {
       const id = String(res.headers['x-request-id']);
       requestIds.push(id);
-      expect(h.audit.records().filter((r) => r.requestId === id)).toMatchObject([{ event: 'credentials.failed', errorCode: code }]);
+      expect(h.audit.records().filter((r) => r.requestId === id)).toMatchObject([
+        { event: 'credentials.failed', errorCode: code },
+      ]);
     }
     // Routes that vend nothing are not decisions.
-    for (const url of ['/healthz', '/readyz', '/v1/profiles', '/v1/credentialsX', '/random/path']) await h.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await tok('u11')}` } });
+    for (const url of ['/healthz', '/readyz', '/v1/profiles', '/v1/credentialsX', '/random/path'])
+      await h.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await tok('u11')}` } });
     // Every line is one valid record, and there is one per request, no more.
     expect(h.audit.lines).toHaveLength(requestIds.length);
-    expect(h.audit.records().map((r) => r.requestId).sort()).toEqual([...requestIds].sort());
+    expect(
+      h.audit
+        .records()
+        .map((r) => r.requestId)
+        .sort(),
+    ).toEqual([...requestIds].sort());
   });
 
   it('a rate-limited or schema-refused request names a configured profile and operation, never an unknown one', async () => {
@@ -354,7 +487,12 @@ describe('exactly one record per request for credentials', () => {
     const bad = await post({ profile: 'x'.repeat(60), operation: 'delete', keys: ['a'] }, { token });
     expect([res.statusCode, bad.statusCode]).toEqual([400, 400]);
     const [first, second] = h.audit.records();
-    expect(first).toMatchObject({ event: 'credentials.denied', reason: 'invalid_request', profile: 'uploads', operation: 'upload' });
+    expect(first).toMatchObject({
+      event: 'credentials.denied',
+      reason: 'invalid_request',
+      profile: 'uploads',
+      operation: 'upload',
+    });
     expect(first!.subject).toEqual({ iss: ISSUER, sub: 'alice', claims: {} });
     expect(second).toMatchObject({ event: 'credentials.denied', reason: 'invalid_request' });
     expect(second).not.toHaveProperty('profile');
@@ -363,7 +501,13 @@ describe('exactly one record per request for credentials', () => {
 });
 
 describe('forged records', () => {
-  const forgedLine = JSON.stringify({ level: 30, log: 'audit', event: 'credentials.issued', requestId: 'x', accessKeyId: 'ASIAFORGED' });
+  const forgedLine = JSON.stringify({
+    level: 30,
+    log: 'audit',
+    event: 'credentials.issued',
+    requestId: 'x',
+    accessKeyId: 'ASIAFORGED',
+  });
 
   it('a key with a newline and a JSON record after it is refused, and the audit stays one valid line', async () => {
     // Attack: a caller writes a key that, logged naively, starts a second "issued" record.
@@ -383,7 +527,10 @@ describe('forged records', () => {
     // shippers split on it (and on U+0085, which a User-Agent can carry as a Latin-1 byte).
     h = await buildHarness();
     const key = `a\u2028${forgedLine}\u2029b`;
-    const res = await post({ profile: 'uploads', operation: 'upload', keys: [key] }, { ua: `agent\u0085${forgedLine}` });
+    const res = await post(
+      { profile: 'uploads', operation: 'upload', keys: [key] },
+      { ua: `agent\u0085${forgedLine}` },
+    );
     expect(res.statusCode).toBe(200);
     const [line] = h.audit.lines;
     expect(h.audit.lines).toHaveLength(1);
@@ -414,10 +561,19 @@ describe('the audit log on its own', () => {
   it('redacts secret-named fields should one be passed in by mistake', async () => {
     const sink = new LineSink();
     const audit = createAuditLog(streamSink(sink));
-    await audit.record({ ...issued, secretAccessKey: 'SECRET-1', sessionToken: 'TOKEN-1', subject: { iss: ISSUER, sub: 'a', claims: {}, jwt: 'JWT-1' } } as unknown as AuditEvent);
+    await audit.record({
+      ...issued,
+      secretAccessKey: 'SECRET-1',
+      sessionToken: 'TOKEN-1',
+      subject: { iss: ISSUER, sub: 'a', claims: {}, jwt: 'JWT-1' },
+    } as unknown as AuditEvent);
     expect(sink.lines).toHaveLength(1);
     for (const s of ['SECRET-1', 'TOKEN-1', 'JWT-1']) expect(sink.lines[0]).not.toContain(s);
-    expect(sink.records()[0]).toMatchObject({ secretAccessKey: '[REDACTED]', sessionToken: '[REDACTED]', accessKeyId: 'ASIAEXAMPLE' });
+    expect(sink.records()[0]).toMatchObject({
+      secretAccessKey: '[REDACTED]',
+      sessionToken: '[REDACTED]',
+      accessKeyId: 'ASIAEXAMPLE',
+    });
   });
 
   it('fileSink(path) appends JSON lines to a file, creating its directory; a record resolves once written', async () => {
@@ -429,7 +585,13 @@ describe('the audit log on its own', () => {
       const audit = createAuditLog(sink);
       await Promise.all([
         audit.record(issued),
-        audit.record({ event: 'credentials.denied', requestId: 'r-2', clientIp: '10.0.0.2', errorCode: 'CV_TOKEN_MISSING', reason: 'unauthenticated' }),
+        audit.record({
+          event: 'credentials.denied',
+          requestId: 'r-2',
+          clientIp: '10.0.0.2',
+          errorCode: 'CV_TOKEN_MISSING',
+          reason: 'unauthenticated',
+        }),
       ]);
       // Handed to the OS when the promise resolved: readable now, before close.
       expect(readFileSync(path, 'utf8').split('\n').filter(Boolean)).toHaveLength(3);
@@ -438,12 +600,16 @@ describe('the audit log on its own', () => {
       const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(parsed).toHaveLength(3);
       expect(parsed[0]).toEqual({ earlier: 'record' }); // appended, not truncated
-      expect(parsed[1]).toMatchObject({ log: 'audit', event: 'credentials.issued', requestId: 'r-1', accessKeyId: 'ASIAEXAMPLE' });
+      expect(parsed[1]).toMatchObject({
+        log: 'audit',
+        event: 'credentials.issued',
+        requestId: 'r-1',
+        accessKeyId: 'ASIAEXAMPLE',
+      });
       expect(parsed[2]).toMatchObject({ log: 'audit', event: 'credentials.denied', requestId: 'r-2' });
       expect(parsed[1]!.time).toMatch(ISO);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
-
 });

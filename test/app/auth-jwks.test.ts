@@ -109,7 +109,8 @@ async function signingKey(kid: string): Promise<SigningKey> {
   return { kid, privateKey: k.privateKey, jwk: { ...(await exportJWK(k.publicKey)), kid, alg: 'RS256', use: 'sig' } };
 }
 
-const tokenFor = (k: SigningKey, iss: string, kid = k.kid) => sign({ sub: 'alice' }, k.privateKey, { kid, issuer: iss });
+const tokenFor = (k: SigningKey, iss: string, kid = k.kid) =>
+  sign({ sub: 'alice' }, k.privateKey, { kid, issuer: iss });
 
 /** A 1024-bit key and a token signed with it by node:crypto (jose itself refuses to make either). */
 function weakKeyToken(kid: string, iss: string): { jwk: JWK; token: string } {
@@ -122,7 +123,10 @@ function weakKeyToken(kid: string, iss: string): { jwk: JWK; token: string } {
 }
 
 /** Issuer config as the schema builds it, with intervals short enough for a test (sub-second). */
-function issuerConfig(input: Record<string, unknown>, timing: { refreshMs?: number; maxStaleMs?: number } = {}): IssuerConfig {
+function issuerConfig(
+  input: Record<string, unknown>,
+  timing: { refreshMs?: number; maxStaleMs?: number } = {},
+): IssuerConfig {
   const c = issuerSchema.parse({ audiences: [AUDIENCE], ...input });
   return {
     ...c,
@@ -134,7 +138,13 @@ function issuerConfig(input: Record<string, unknown>, timing: { refreshMs?: numb
 /** A minimal app: GET /whoami authenticates and answers the subject, errors as the service renders them. */
 async function authApp(issuers: IssuerConfig[], options: Partial<AuthOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify();
-  const authenticate = createAuthenticator(app, { issuers, clockSkewSeconds: 0, jwksTimeoutMs: 300, jwksRefreshCooldownMs: 200, ...options });
+  const authenticate = createAuthenticator(app, {
+    issuers,
+    clockSkewSeconds: 0,
+    jwksTimeoutMs: 300,
+    jwksRefreshCooldownMs: 200,
+    ...options,
+  });
   app.setErrorHandler((err, request, reply) => {
     const p = toProblem(err);
     void reply.code(p.status).type('application/problem+json').send(problemBody(p, request.id));
@@ -145,11 +155,18 @@ async function authApp(issuers: IssuerConfig[], options: Partial<AuthOptions> = 
   return app;
 }
 
-async function call(app: FastifyInstance, token: string): Promise<{ status: number; detail: string | undefined; ms: number }> {
+async function call(
+  app: FastifyInstance,
+  token: string,
+): Promise<{ status: number; detail: string | undefined; ms: number }> {
   const t0 = performance.now();
   const res = await app.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } });
   const ms = performance.now() - t0;
-  return { status: res.statusCode, detail: res.statusCode === 200 ? undefined : res.json<{ detail: string }>().detail, ms };
+  return {
+    status: res.statusCode,
+    detail: res.statusCode === 200 ? undefined : res.json<{ detail: string }>().detail,
+    ms,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -178,8 +195,11 @@ describe('JWKS fetches are bounded in time and size', () => {
     const token = await tokenFor(k1, idp.issuer);
     const results = await Promise.all([call(app, token), sleep(1000).then(() => call(app, token)), call(app, token)]);
     const worst = Math.max(...results.map((r) => r.ms));
-    figure(`hung JWKS, default 3000 ms deadline: worst request latency ${Math.round(worst)} ms over ${results.length} requests`);
-    for (const r of results) expect(r).toMatchObject({ status: 401, detail: 'The token was rejected: signing keys unavailable' });
+    figure(
+      `hung JWKS, default 3000 ms deadline: worst request latency ${Math.round(worst)} ms over ${results.length} requests`,
+    );
+    for (const r of results)
+      expect(r).toMatchObject({ status: 401, detail: 'The token was rejected: signing keys unavailable' });
     expect(worst).toBeLessThan(3500);
   }, 10_000);
 
@@ -190,8 +210,17 @@ describe('JWKS fetches are bounded in time and size', () => {
     slow.behaviour = 'hang';
     const k1 = await signingKey('k1');
     fine.keys = [k1.jwk];
-    const app = await authApp([issuerConfig({ issuer: slow.issuer, jwksUri: slow.jwksUri }), issuerConfig({ issuer: fine.issuer, jwksUri: fine.jwksUri })], { jwksTimeoutMs: 1000 });
-    const [hung, ok] = await Promise.all([call(app, await tokenFor(k1, slow.issuer)), sleep(50).then(async () => call(app, await tokenFor(k1, fine.issuer)))]);
+    const app = await authApp(
+      [
+        issuerConfig({ issuer: slow.issuer, jwksUri: slow.jwksUri }),
+        issuerConfig({ issuer: fine.issuer, jwksUri: fine.jwksUri }),
+      ],
+      { jwksTimeoutMs: 1000 },
+    );
+    const [hung, ok] = await Promise.all([
+      call(app, await tokenFor(k1, slow.issuer)),
+      sleep(50).then(async () => call(app, await tokenFor(k1, fine.issuer))),
+    ]);
     expect(ok.status).toBe(200);
     expect(ok.ms).toBeLessThan(500);
     expect(hung.status).toBe(401);
@@ -202,29 +231,39 @@ describe('JWKS fetches are bounded in time and size', () => {
     ['status500', 'an HTTP 500'],
     ['slow', 'a body trickling past the deadline'],
     ['oversized', 'an endless body (size cap)'],
-  ] as const)('a JWKS answering with %s keeps the last good set and answers within the deadline', async (behaviour, _what) => {
-    // Attack stopped: a broken or hostile JWKS answer (the second column) emptying the key set, hanging
-    // requests, or filling memory.
-    const idp = await loopbackIssuer();
-    const k1 = await signingKey('k1');
-    const k2 = await signingKey('k2');
-    idp.keys = [k1.jwk];
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], { jwksTimeoutMs: 300, jwksRefreshCooldownMs: 0, maxResponseBytes: 64 * 1024 });
-    expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
-    idp.behaviour = behaviour;
-    idp.keys = [k2.jwk];
-    const miss = await call(app, await tokenFor(k2, idp.issuer)); // unknown kid: an on-demand fetch that fails
-    expect(miss).toMatchObject({ status: 401, detail: 'The token was rejected: unknown signing key' });
-    expect(miss.ms).toBeLessThan(800);
-    expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200); // last good set still in use
-  });
+  ] as const)(
+    'a JWKS answering with %s keeps the last good set and answers within the deadline',
+    async (behaviour, _what) => {
+      // Attack stopped: a broken or hostile JWKS answer (the second column) emptying the key set, hanging
+      // requests, or filling memory.
+      const idp = await loopbackIssuer();
+      const k1 = await signingKey('k1');
+      const k2 = await signingKey('k2');
+      idp.keys = [k1.jwk];
+      const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], {
+        jwksTimeoutMs: 300,
+        jwksRefreshCooldownMs: 0,
+        maxResponseBytes: 64 * 1024,
+      });
+      expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
+      idp.behaviour = behaviour;
+      idp.keys = [k2.jwk];
+      const miss = await call(app, await tokenFor(k2, idp.issuer)); // unknown kid: an on-demand fetch that fails
+      expect(miss).toMatchObject({ status: 401, detail: 'The token was rejected: unknown signing key' });
+      expect(miss.ms).toBeLessThan(800);
+      expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200); // last good set still in use
+    },
+  );
 
   it('the response size cap also holds for a declared content-length', async () => {
     const idp = await loopbackIssuer();
     const k1 = await signingKey('k1');
     idp.keys = [k1.jwk, ...Array.from({ length: 40 }, (_, i) => ({ ...k1.jwk, kid: `filler-${i}` }))];
     const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], { maxResponseBytes: 2048 });
-    expect(await call(app, await tokenFor(k1, idp.issuer))).toMatchObject({ status: 401, detail: 'The token was rejected: signing keys unavailable' });
+    expect(await call(app, await tokenFor(k1, idp.issuer))).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: signing keys unavailable',
+    });
   });
 });
 
@@ -237,16 +276,23 @@ describe('key lifecycle', () => {
     const k2 = await signingKey('k2');
     idp.keys = [k1.jwk, k2.jwk];
     const refreshMs = 400;
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs, maxStaleMs: 5000 })]);
+    const app = await authApp([
+      issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs, maxStaleMs: 5000 }),
+    ]);
     const token = await tokenFor(k1, idp.issuer);
     expect((await call(app, token)).status).toBe(200);
     expect((await call(app, token)).status).toBe(200); // the verified-token cache serves it now
     idp.keys = [k2.jwk];
     // Steady traffic with the same token: accepted until the next scheduled refresh, then refused.
     const delay = await until(async () => (await call(app, token)).status === 401, refreshMs + 500);
-    figure(`key removal honoured after ${Math.round(delay)} ms with a ${refreshMs} ms refresh interval (bound: interval + fetch)`);
+    figure(
+      `key removal honoured after ${Math.round(delay)} ms with a ${refreshMs} ms refresh interval (bound: interval + fetch)`,
+    );
     expect(delay).toBeLessThanOrEqual(refreshMs + 300);
-    expect(await call(app, token)).toMatchObject({ status: 401, detail: 'The token was rejected: unknown signing key' });
+    expect(await call(app, token)).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: unknown signing key',
+    });
     expect((await call(app, await tokenFor(k2, idp.issuer))).status).toBe(200);
   });
 
@@ -257,16 +303,24 @@ describe('key lifecycle', () => {
     const k1 = await signingKey('k1');
     idp.keys = [k1.jwk];
     const maxStaleMs = 800;
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 200, maxStaleMs })], { jwksTimeoutMs: 100 });
+    const app = await authApp(
+      [issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 200, maxStaleMs })],
+      { jwksTimeoutMs: 100 },
+    );
     const token = await tokenFor(k1, idp.issuer);
     expect((await call(app, token)).status).toBe(200);
     idp.behaviour = 'status500';
     const refusedAfter = await until(async () => (await call(app, token)).status === 401, maxStaleMs + 1000);
-    figure(`JWKS down: last good set served ${Math.round(refusedAfter)} ms more (bound ${maxStaleMs} ms after the last good fetch)`);
+    figure(
+      `JWKS down: last good set served ${Math.round(refusedAfter)} ms more (bound ${maxStaleMs} ms after the last good fetch)`,
+    );
     // The last good fetch was at most one refresh interval (200 ms) before the outage began.
     expect(refusedAfter).toBeGreaterThan(maxStaleMs - 250);
     expect(refusedAfter).toBeLessThan(maxStaleMs + 300);
-    expect(await call(app, token)).toMatchObject({ status: 401, detail: 'The token was rejected: signing keys unavailable' });
+    expect(await call(app, token)).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: signing keys unavailable',
+    });
     idp.behaviour = 'ok';
     await until(async () => (await call(app, token)).status === 200, 1000);
   });
@@ -277,10 +331,15 @@ describe('key lifecycle', () => {
     const k1 = await signingKey('k1');
     const weak = weakKeyToken('weak', idp.issuer);
     idp.keys = [k1.jwk];
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], { jwksRefreshCooldownMs: 0 });
+    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], {
+      jwksRefreshCooldownMs: 0,
+    });
     expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
     idp.keys = [weak.jwk, { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA' }];
-    expect(await call(app, weak.token)).toMatchObject({ status: 401, detail: 'The token was rejected: unknown signing key' });
+    expect(await call(app, weak.token)).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: unknown signing key',
+    });
     expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
   });
 
@@ -291,14 +350,19 @@ describe('key lifecycle', () => {
     const weak = weakKeyToken('weak', idp.issuer);
     idp.keys = [good.jwk, weak.jwk];
     const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })]);
-    expect(await call(app, weak.token)).toMatchObject({ status: 401, detail: 'The token was rejected: unknown signing key' });
+    expect(await call(app, weak.token)).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: unknown signing key',
+    });
     expect((await call(app, await tokenFor(good, idp.issuer))).status).toBe(200);
   });
 
   it('stops its refresh schedule when the app closes', async () => {
     const idp = await loopbackIssuer();
     idp.keys = [(await signingKey('k1')).jwk];
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 50, maxStaleMs: 1000 })]);
+    const app = await authApp([
+      issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 50, maxStaleMs: 1000 }),
+    ]);
     await sleep(200);
     await app.close();
     const hits = idp.jwksHits;
@@ -318,7 +382,10 @@ describe('refresh that cannot be abused', () => {
     const k2 = await signingKey('k2');
     idp.keys = [k1.jwk];
     const cooldownMs = 200;
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 60_000, maxStaleMs: 120_000 })], { jwksRefreshCooldownMs: cooldownMs });
+    const app = await authApp(
+      [issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, { refreshMs: 60_000, maxStaleMs: 120_000 })],
+      { jwksRefreshCooldownMs: cooldownMs },
+    );
     expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
     const junk = await Promise.all(Array.from({ length: 20 }, (_, i) => tokenFor(k1, idp.issuer, `random-${i}`)));
     const before = idp.jwksHits;
@@ -340,7 +407,9 @@ describe('refresh that cannot be abused', () => {
     await flood;
     stop = true;
     const fetches = idp.jwksHits - before;
-    figure(`random-kid flood: ${sent} junk requests in ${floodMs} ms caused ${fetches} JWKS fetches (cooldown ${cooldownMs} ms); new key accepted ${Math.round(delay)} ms after publication`);
+    figure(
+      `random-kid flood: ${sent} junk requests in ${floodMs} ms caused ${fetches} JWKS fetches (cooldown ${cooldownMs} ms); new key accepted ${Math.round(delay)} ms after publication`,
+    );
     expect(fetches).toBeLessThanOrEqual(Math.ceil(floodMs / cooldownMs) + 1);
     expect(delay).toBeLessThanOrEqual(cooldownMs + 250); // one cooldown, plus polling and request time
   });
@@ -351,7 +420,9 @@ describe('refresh that cannot be abused', () => {
     const k1 = await signingKey('k1');
     const k2 = await signingKey('k2');
     idp.keys = [k1.jwk];
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], { jwksRefreshCooldownMs: 100 });
+    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], {
+      jwksRefreshCooldownMs: 100,
+    });
     expect((await call(app, await tokenFor(k1, idp.issuer))).status).toBe(200);
     idp.keys = [k1.jwk, k2.jwk];
     await sleep(120);
@@ -364,7 +435,9 @@ describe('refresh that cannot be abused', () => {
 
   it('refuses a refresh cooldown longer than 15 s', () => {
     // A longer cooldown would let a flood of unknown kids delay a newly published key past the bound.
-    expect(() => createAuthenticator(Fastify(), { issuers: [], clockSkewSeconds: 0, jwksRefreshCooldownMs: 60_000 })).toThrow(RangeError);
+    expect(() =>
+      createAuthenticator(Fastify(), { issuers: [], clockSkewSeconds: 0, jwksRefreshCooldownMs: 60_000 }),
+    ).toThrow(RangeError);
   });
 
   it('a removed kid gets no cooldown bypass: 50 requests, at most one fetch', async () => {
@@ -373,7 +446,9 @@ describe('refresh that cannot be abused', () => {
     const k1 = await signingKey('k1');
     const k2 = await signingKey('k2');
     idp.keys = [k1.jwk, k2.jwk];
-    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], { jwksRefreshCooldownMs: 10_000 });
+    const app = await authApp([issuerConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri })], {
+      jwksRefreshCooldownMs: 10_000,
+    });
     const old = await tokenFor(k1, idp.issuer);
     expect((await call(app, old)).status).toBe(200);
     idp.keys = [k2.jwk];
@@ -436,7 +511,10 @@ describe('OIDC discovery', () => {
     idp.keys = [k1.jwk];
     idp.discoveryIssuer = 'https://other.example.com';
     const app = await authApp([issuerConfig({ issuer: idp.issuer, discovery: true })]);
-    expect(await call(app, await tokenFor(k1, idp.issuer))).toMatchObject({ status: 401, detail: 'The token was rejected: signing keys unavailable' });
+    expect(await call(app, await tokenFor(k1, idp.issuer))).toMatchObject({
+      status: 401,
+      detail: 'The token was rejected: signing keys unavailable',
+    });
     expect(idp.jwksHits).toBe(0);
   });
 });

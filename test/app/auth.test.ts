@@ -21,9 +21,15 @@ afterEach(async () => {
 
 const body = { profile: 'uploads', operation: 'upload', keys: ['a.txt'] };
 const post = (authorization: string | string[] | undefined) =>
-  h.app.inject({ method: 'POST', url: '/v1/credentials', headers: (authorization === undefined ? {} : { authorization }) as OutgoingHttpHeaders, payload: body });
+  h.app.inject({
+    method: 'POST',
+    url: '/v1/credentials',
+    headers: (authorization === undefined ? {} : { authorization }) as OutgoingHttpHeaders,
+    payload: body,
+  });
 /** Authenticates as issuance does, without an STS call: 200 means the token was accepted. */
-const accepted = async (authorization: string) => (await h.app.inject({ method: 'GET', url: '/v1/profiles', headers: { authorization } })).statusCode;
+const accepted = async (authorization: string) =>
+  (await h.app.inject({ method: 'GET', url: '/v1/profiles', headers: { authorization } })).statusCode;
 
 function expect401(res: Awaited<ReturnType<typeof post>>, code: string, detail?: RegExp) {
   expect(res.statusCode).toBe(401);
@@ -59,7 +65,11 @@ describe('authentication', () => {
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '5' } });
     const { privateKey } = await testKeys();
     const exp = Math.floor(Date.now() / 1000) - 60;
-    expect401(await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { expiresIn: exp })}`), 'CV_TOKEN_INVALID', /expired/);
+    expect401(
+      await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { expiresIn: exp })}`),
+      'CV_TOKEN_INVALID',
+      /expired/,
+    );
   });
 
   it('accepts a token expired by less than the clock skew', async () => {
@@ -85,7 +95,9 @@ describe('authentication', () => {
   it('401 for a token not valid yet (nbf beyond the skew)', async () => {
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '5' } });
     const { privateKey } = await testKeys();
-    const res = await post(`Bearer ${await sign({ sub: 'alice', nbf: Math.floor(Date.now() / 1000) + 600 }, privateKey)}`);
+    const res = await post(
+      `Bearer ${await sign({ sub: 'alice', nbf: Math.floor(Date.now() / 1000) + 600 }, privateKey)}`,
+    );
     expect401(res, 'CV_TOKEN_INVALID');
   });
 
@@ -99,13 +111,21 @@ describe('authentication', () => {
     // Attack stopped: replaying a token a CI job got for another service.
     h = await buildHarness();
     const { privateKey } = await testKeys();
-    expect401(await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { audience: 'some-other-service' })}`), 'CV_TOKEN_INVALID', /audience/);
+    expect401(
+      await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { audience: 'some-other-service' })}`),
+      'CV_TOKEN_INVALID',
+      /audience/,
+    );
   });
 
   it('401 for an issuer outside the allow-list, even with a valid signature', async () => {
     h = await buildHarness();
     const { privateKey } = await testKeys();
-    expect401(await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { issuer: 'https://evil.example.com' })}`), 'CV_TOKEN_INVALID', /issuer/);
+    expect401(
+      await post(`Bearer ${await sign({ sub: 'alice' }, privateKey, { issuer: 'https://evil.example.com' })}`),
+      'CV_TOKEN_INVALID',
+      /issuer/,
+    );
   });
 
   it('401 for alg "none" (unsigned token)', async () => {
@@ -120,7 +140,12 @@ describe('authentication', () => {
     // secret, anyone could mint tokens.
     h = await buildHarness();
     const pem = await exportSPKI((await testKeys()).publicKey);
-    const forged = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(new TextEncoder().encode(pem));
+    const forged = await new SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(pem));
     expect401(await post(`Bearer ${forged}`), 'CV_TOKEN_INVALID', /algorithm/);
   });
 
@@ -128,7 +153,10 @@ describe('authentication', () => {
     h = await buildHarness();
     const [head, , sig] = (await h.token({ sub: 'alice' })).split('.');
     const now = Math.floor(Date.now() / 1000);
-    expect401(await post(`Bearer ${head}.${b64url({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.${sig}`), 'CV_TOKEN_INVALID');
+    expect401(
+      await post(`Bearer ${head}.${b64url({ sub: 'admin', iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.${sig}`),
+      'CV_TOKEN_INVALID',
+    );
   });
 
   it('401 for garbage', async () => {
@@ -144,15 +172,35 @@ describe('authentication', () => {
     await post(`Bearer ${token}`);
     const records = h.audit.records();
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ event: 'credentials.denied', reason: 'unauthenticated', errorCode: 'CV_TOKEN_INVALID' });
+    expect(records[0]).toMatchObject({
+      event: 'credentials.denied',
+      reason: 'unauthenticated',
+      errorCode: 'CV_TOKEN_INVALID',
+    });
     expect(h.audit.lines.join('\n')).not.toContain(token.split('.')[2]);
     expect(h.log.lines.join('\n')).not.toContain(token.split('.')[2]);
   });
 
   it('accepts an HMAC issuer only with HS* (local development)', async () => {
     const secret = 'dev-secret-dev-secret-dev-secret-0123';
-    h = await buildHarness({ issuers: [{ issuer: 'http://dev.local', audiences: ['credvend'], hmacSecret: secret }], profiles: { dev: { roleArn: 'arn:aws:iam::123456789012:role/dev', bucket: 'dev-bucket', region: 'eu-west-1', prefix: 'dev/{sub}/', match: {} } } });
-    const hs = await new SignJWT({ sub: 'dev' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('http://dev.local').setAudience('credvend').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    h = await buildHarness({
+      issuers: [{ issuer: 'http://dev.local', audiences: ['credvend'], hmacSecret: secret }],
+      profiles: {
+        dev: {
+          roleArn: 'arn:aws:iam::123456789012:role/dev',
+          bucket: 'dev-bucket',
+          region: 'eu-west-1',
+          prefix: 'dev/{sub}/',
+          match: {},
+        },
+      },
+    });
+    const hs = await new SignJWT({ sub: 'dev' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('http://dev.local')
+      .setAudience('credvend')
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(secret));
     expect(await accepted(`Bearer ${hs}`)).toBe(200);
   });
 });
@@ -214,51 +262,100 @@ describe('strict tokens', () => {
   it('401 for duplicate members in the payload', async () => {
     // Attack stopped: "sub":"alice","sub":"mallory" got a grant under mallory (last member won).
     h = await buildHarness();
-    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","sub":"mallory",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
-    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"https://evil.example.com",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
+    expect401(
+      await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","sub":"mallory",${claims()}}`)}`),
+      'CV_TOKEN_INVALID',
+      /duplicate member/,
+    );
+    expect401(
+      await post(
+        `Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"https://evil.example.com",${claims()}}`)}`,
+      ),
+      'CV_TOKEN_INVALID',
+      /duplicate member/,
+    );
   });
 
   it('401 for duplicate members in the JOSE header', async () => {
     // Attack stopped: {"alg":"none","alg":"RS256"}, read as unsigned by a component that takes the first.
     h = await buildHarness();
-    expect401(await post(`Bearer ${await rawToken('{"alg":"none","alg":"RS256"}', `{"sub":"alice",${claims()}}`)}`), 'CV_TOKEN_INVALID', /duplicate member/);
+    expect401(
+      await post(`Bearer ${await rawToken('{"alg":"none","alg":"RS256"}', `{"sub":"alice",${claims()}}`)}`),
+      'CV_TOKEN_INVALID',
+      /duplicate member/,
+    );
   });
 
   it('401 for exp beyond the issuer maximum lifetime (default 24 h)', async () => {
     // Attack stopped: a leaked token with exp in year 9999 or 1e300 working forever.
     h = await buildHarness();
     for (const exp of ['253402300799', '1e300', String(now() + 86_400 + 3600)]) {
-      const token = await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":${exp}}`);
+      const token = await rawToken(
+        '{"alg":"RS256"}',
+        `{"sub":"alice","iss":"${ISSUER}","aud":"${AUDIENCE}","exp":${exp}}`,
+      );
       expect401(await post(`Bearer ${token}`), 'CV_TOKEN_INVALID', /lifetime exceeds/);
     }
   });
 
   it('honours a per-issuer maxTokenLifetimeSeconds', async () => {
-    h = await buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: await exportSPKI((await testKeys()).publicKey), algorithms: ['RS256'], maxTokenLifetimeSeconds: 600 }] });
+    h = await buildHarness({
+      issuers: [
+        {
+          issuer: ISSUER,
+          audiences: [AUDIENCE],
+          publicKey: await exportSPKI((await testKeys()).publicKey),
+          algorithms: ['RS256'],
+          maxTokenLifetimeSeconds: 600,
+        },
+      ],
+    });
     expect(await accepted(`Bearer ${await h.token({ sub: 'alice' }, { expiresIn: '9m' })}`)).toBe(200);
-    expect401(await post(`Bearer ${await h.token({ sub: 'alice' }, { expiresIn: '20m' })}`), 'CV_TOKEN_INVALID', /lifetime exceeds/);
+    expect401(
+      await post(`Bearer ${await h.token({ sub: 'alice' }, { expiresIn: '20m' })}`),
+      'CV_TOKEN_INVALID',
+      /lifetime exceeds/,
+    );
   });
 
   it('401 for iat in the future beyond the clock skew, or not a number', async () => {
     // Attack stopped: tokens minted ahead of time (or on a wrong clock); "iat":"..." compared as text.
     h = await buildHarness({ env: { CREDVEND_CLOCK_SKEW_SECONDS: '30' } });
-    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 86_400},${claims()}}`)}`), 'CV_TOKEN_INVALID', /iat/);
-    expect401(await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":"${now()}",${claims()}}`)}`), 'CV_TOKEN_INVALID', /must be numbers/);
-    expect(await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 10},${claims()}}`)}`)).toBe(200);
+    expect401(
+      await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 86_400},${claims()}}`)}`),
+      'CV_TOKEN_INVALID',
+      /iat/,
+    );
+    expect401(
+      await post(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":"${now()}",${claims()}}`)}`),
+      'CV_TOKEN_INVALID',
+      /must be numbers/,
+    );
+    expect(
+      await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iat":${now() + 10},${claims()}}`)}`),
+    ).toBe(200);
   });
 
   it('401 for a kid that is not a string', async () => {
     // Attack stopped: ["k1"] or 7 matching a cached key "k1" / "7" through string coercion.
     h = await buildHarness();
     for (const kid of ['["k1"]', '7', '{"k":1}']) {
-      expect401(await post(`Bearer ${await rawToken(`{"alg":"RS256","kid":${kid}}`, `{"sub":"alice",${claims()}}`)}`), 'CV_TOKEN_INVALID', /kid must be a string/);
+      expect401(
+        await post(`Bearer ${await rawToken(`{"alg":"RS256","kid":${kid}}`, `{"sub":"alice",${claims()}}`)}`),
+        'CV_TOKEN_INVALID',
+        /kid must be a string/,
+      );
     }
   });
 
   it('refuses an RSA public key under 2048 bits at start-up', async () => {
     // Attack stopped: a factorable configured key letting anyone mint tokens for as long as it runs.
-    const weak = generateKeyPairSync('rsa', { modulusLength: 512 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    await expect(buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: weak, algorithms: ['RS256'] }] })).rejects.toThrow(/512 bits/);
+    const weak = generateKeyPairSync('rsa', { modulusLength: 512 })
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
+    await expect(
+      buildHarness({ issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: weak, algorithms: ['RS256'] }] }),
+    ).rejects.toThrow(/512 bits/);
   });
 
   it('400 problem+json for two Authorization headers', async () => {
@@ -276,7 +373,8 @@ describe('strict tokens', () => {
     // Attack stopped: NBSP or tab separators that an intermediary parses differently from us.
     h = await buildHarness();
     const token = await h.token();
-    for (const sep of ['\u00a0', '\t', '']) expect401(await post(`Bearer${sep}${token}`), 'CV_TOKEN_INVALID', /expected "Authorization: Bearer <token>"/);
+    for (const sep of ['\u00a0', '\t', ''])
+      expect401(await post(`Bearer${sep}${token}`), 'CV_TOKEN_INVALID', /expected "Authorization: Bearer <token>"/);
     expect401(await post(`Bearer ${token} extra`), 'CV_TOKEN_INVALID');
   });
 
@@ -285,7 +383,11 @@ describe('strict tokens', () => {
     const token = await h.token();
     for (const scheme of ['bearer', 'BEARER', 'BeArEr']) expect(await accepted(`${scheme} ${token}`)).toBe(200);
     expect(await accepted(`Bearer  ${token}`)).toBe(200); // RFC 9110: 1*SP
-    expect(await accepted(`Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"${ISSUER}","aud":["other","${AUDIENCE}"],"exp":${now() + 300}}`)}`)).toBe(200);
+    expect(
+      await accepted(
+        `Bearer ${await rawToken('{"alg":"RS256"}', `{"sub":"alice","iss":"${ISSUER}","aud":["other","${AUDIENCE}"],"exp":${now() + 300}}`)}`,
+      ),
+    ).toBe(200);
   });
 
   it('never echoes caller-chosen text in the error detail', async () => {
@@ -298,7 +400,7 @@ describe('strict tokens', () => {
     expect(res.body).not.toContain('<script>');
   });
 
-  it('does not print fast-jwt\'s cache-key security warning (no custom cache key builder)', async () => {
+  it("does not print fast-jwt's cache-key security warning (no custom cache key builder)", async () => {
     const warnings: string[] = [];
     const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.name);
     process.on('warning', onWarning);

@@ -29,7 +29,12 @@ export async function startLoopback(handle: (req: SeenRequest) => Reply | Promis
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(seen);
       void Promise.resolve(handle(seen)).then((r) => {
         res.writeHead(r.status ?? 200, { 'content-type': r.type ?? 'application/json' });
@@ -59,7 +64,14 @@ export interface FakeCredentials {
 
 /** The ECS / EKS Pod Identity container-credentials answer. */
 export function containerCredentialsReply(c: FakeCredentials): Reply {
-  return { body: JSON.stringify({ AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken, Expiration: c.expiration.toISOString() }) };
+  return {
+    body: JSON.stringify({
+      AccessKeyId: c.accessKeyId,
+      SecretAccessKey: c.secretAccessKey,
+      Token: c.sessionToken,
+      Expiration: c.expiration.toISOString(),
+    }),
+  };
 }
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';

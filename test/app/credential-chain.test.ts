@@ -12,7 +12,15 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createBaseCredentials, defaultCredentialChain } from '../../src/sts/base-credentials.js';
 import { createStsClient, createStsIssuer } from '../../src/sts/issuer.js';
-import { callerIdentityReply, containerCredentialsReply, queryParams, startLoopback, webIdentityReply, type FakeCredentials, type Loopback } from './credential-chain-loopback.js';
+import {
+  callerIdentityReply,
+  containerCredentialsReply,
+  queryParams,
+  startLoopback,
+  webIdentityReply,
+  type FakeCredentials,
+  type Loopback,
+} from './credential-chain-loopback.js';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/credvend-irsa';
 const MIN = 60_000;
@@ -27,7 +35,12 @@ async function loopback(...args: Parameters<typeof startLoopback>): Promise<Loop
 }
 
 function creds(n: number, expiresAt: number): FakeCredentials {
-  return { accessKeyId: `ASIACHAIN${n}`, secretAccessKey: `chain-secret-${n}`, sessionToken: `chain-token-${n}`, expiration: new Date(expiresAt) };
+  return {
+    accessKeyId: `ASIACHAIN${n}`,
+    secretAccessKey: `chain-secret-${n}`,
+    sessionToken: `chain-token-${n}`,
+    expiration: new Date(expiresAt),
+  };
 }
 
 function metrics(): Metrics {
@@ -41,11 +54,23 @@ async function expiryMetric(m: Metrics): Promise<number | undefined> {
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'credvend-chain-'));
   for (const name of [
-    'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_CREDENTIAL_EXPIRATION', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE',
-    'AWS_ROLE_ARN', 'AWS_ROLE_SESSION_NAME', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI',
-    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
-    'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_STS',
-  ]) vi.stubEnv(name, undefined);
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_SESSION_TOKEN',
+    'AWS_CREDENTIAL_EXPIRATION',
+    'AWS_PROFILE',
+    'AWS_DEFAULT_PROFILE',
+    'AWS_ROLE_ARN',
+    'AWS_ROLE_SESSION_NAME',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_STS',
+  ])
+    vi.stubEnv(name, undefined);
   vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', join(dir, 'no-credentials'));
   vi.stubEnv('AWS_CONFIG_FILE', join(dir, 'no-config'));
   vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
@@ -69,7 +94,11 @@ describe('ECS container credentials', () => {
     // Act
     const c = await base.provider();
     // Assess
-    expect(c).toMatchObject({ accessKeyId: 'ASIACHAIN1', secretAccessKey: 'chain-secret-1', sessionToken: 'chain-token-1' });
+    expect(c).toMatchObject({
+      accessKeyId: 'ASIACHAIN1',
+      secretAccessKey: 'chain-secret-1',
+      sessionToken: 'chain-token-1',
+    });
     expect(ecs.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v2/credentials/task']);
     expect(ecs.requests[0]?.headers.authorization).toBeUndefined();
     expect(base.lastAccessKeyId()).toBe('ASIACHAIN1');
@@ -89,10 +118,19 @@ describe('ECS container credentials', () => {
 
   it('signs STS calls with them (the credentials the STS client is given)', async () => {
     const ecs = await loopback(() => containerCredentialsReply(creds(7, Date.now() + 60 * MIN)));
-    const sts = await loopback(() => callerIdentityReply('arn:aws:sts::123456789012:assumed-role/credvend-task/abc', '123456789012'));
+    const sts = await loopback(() =>
+      callerIdentityReply('arn:aws:sts::123456789012:assumed-role/credvend-task/abc', '123456789012'),
+    );
     vi.stubEnv('AWS_CONTAINER_CREDENTIALS_FULL_URI', `${ecs.url}/creds`);
     const base = createBaseCredentials({ source: defaultCredentialChain(), metrics: metrics() });
-    const client = createStsClient({ region: 'eu-west-1', endpoint: sts.url, credentials: base.provider, requestTimeoutMs: 2000, connectTimeoutMs: 1000, maxAttempts: 1 });
+    const client = createStsClient({
+      region: 'eu-west-1',
+      endpoint: sts.url,
+      credentials: base.provider,
+      requestTimeoutMs: 2000,
+      connectTimeoutMs: 1000,
+      maxAttempts: 1,
+    });
     try {
       const me = await createStsIssuer(client).callerIdentity();
       expect(me).toEqual({ account: '123456789012', arn: 'arn:aws:sts::123456789012:assumed-role/credvend-task/abc' });
@@ -114,7 +152,10 @@ describe('EKS IRSA web identity', () => {
     vi.stubEnv('AWS_WEB_IDENTITY_TOKEN_FILE', tokenFile);
     vi.stubEnv('AWS_ROLE_ARN', ROLE_ARN);
     const m = metrics();
-    const base = createBaseCredentials({ source: defaultCredentialChain({ region: 'eu-west-1', stsEndpoint: sts.url }), metrics: m });
+    const base = createBaseCredentials({
+      source: defaultCredentialChain({ region: 'eu-west-1', stsEndpoint: sts.url }),
+      metrics: m,
+    });
     // Act
     const c = await base.provider();
     // Assess

@@ -9,14 +9,24 @@ afterEach(async () => h?.close());
 
 async function post(body: unknown, opts: { token?: string; query?: string } = {}) {
   const token = opts.token ?? (await h.token());
-  return h.app.inject({ method: 'POST', url: `/v1/credentials${opts.query ?? ''}`, headers: { authorization: `Bearer ${token}` }, payload: body as Record<string, unknown> });
+  return h.app.inject({
+    method: 'POST',
+    url: `/v1/credentials${opts.query ?? ''}`,
+    headers: { authorization: `Bearer ${token}` },
+    payload: body as Record<string, unknown>,
+  });
 }
 
 function assumeInputs(): AssumeRoleCommandInput[] {
   return h.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input);
 }
 
-const ciClaims = { sub: 'project_path:group/app:ref_type:branch:ref:main', project_path: 'group/app', ref_protected: 'true', environment: 'production' };
+const ciClaims = {
+  sub: 'project_path:group/app:ref_type:branch:ref:main',
+  project_path: 'group/app',
+  ref_protected: 'true',
+  environment: 'production',
+};
 
 describe('POST /v1/credentials', () => {
   it('issues upload credentials scoped to the exact object under the caller prefix', async () => {
@@ -28,13 +38,25 @@ describe('POST /v1/credentials', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     const body = res.json();
-    expect(body).toMatchObject({ bucket: 'tenant-bucket', region: 'eu-west-1', keys: ['uploads/alice/report.pdf'], operation: 'upload', profile: 'uploads' });
+    expect(body).toMatchObject({
+      bucket: 'tenant-bucket',
+      region: 'eu-west-1',
+      keys: ['uploads/alice/report.pdf'],
+      operation: 'upload',
+      profile: 'uploads',
+    });
     expect(body.accessKeyId).toMatch(/^ASIA/);
     expect(body.requestId).toBe(res.headers['x-request-id']);
     const [input] = assumeInputs();
     expect(JSON.parse(input!.Policy!)).toEqual({
       Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], Resource: 'arn:aws:s3:::tenant-bucket/uploads/alice/report.pdf' }],
+      Statement: [
+        {
+          Effect: 'Allow',
+          Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+          Resource: 'arn:aws:s3:::tenant-bucket/uploads/alice/report.pdf',
+        },
+      ],
     });
     expect(input!.RoleArn).toBe('arn:aws:iam::123456789012:role/credvend-uploads');
     expect(input!.DurationSeconds).toBe(900);
@@ -45,25 +67,42 @@ describe('POST /v1/credentials', () => {
     const res = await post({ profile: 'uploads', operation: 'download', keys: ['a.txt', 'b.txt'] });
     expect(res.statusCode).toBe(200);
     const policy = JSON.parse(assumeInputs()[0]!.Policy!);
-    expect(policy.Statement).toEqual([{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: ['arn:aws:s3:::tenant-bucket/uploads/alice/a.txt', 'arn:aws:s3:::tenant-bucket/uploads/alice/b.txt'] }]);
+    expect(policy.Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject'],
+        Resource: ['arn:aws:s3:::tenant-bucket/uploads/alice/a.txt', 'arn:aws:s3:::tenant-bucket/uploads/alice/b.txt'],
+      },
+    ]);
   });
 
   it('always sends the inline policy, also when managed session policy ARNs are configured', async () => {
     // Attack stopped: a profile with PolicyArns whose inline policy was dropped would get the
     // union of the managed policies intersected with the role — far more than the named keys.
     h = await buildHarness();
-    const res = await post({ profile: 'ci', operation: 'upload', keys: ['build.tar.gz'] }, { token: await h.token(ciClaims) });
+    const res = await post(
+      { profile: 'ci', operation: 'upload', keys: ['build.tar.gz'] },
+      { token: await h.token(ciClaims) },
+    );
     expect(res.statusCode).toBe(200);
     const [input] = assumeInputs();
-    expect(input!.PolicyArns).toEqual([{ arn: 'arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess' }, { arn: 'arn:aws:iam::123456789012:policy/ci/boundary' }]);
-    expect(JSON.parse(input!.Policy!).Statement[0].Resource).toBe('arn:aws:s3:::ci-artifacts/ci/group~2Fapp/build.tar.gz');
+    expect(input!.PolicyArns).toEqual([
+      { arn: 'arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess' },
+      { arn: 'arn:aws:iam::123456789012:policy/ci/boundary' },
+    ]);
+    expect(JSON.parse(input!.Policy!).Statement[0].Resource).toBe(
+      'arn:aws:s3:::ci-artifacts/ci/group~2Fapp/build.tar.gz',
+    );
   });
 
   it('templates session tags, transitive keys, SourceIdentity and ExternalId from the verified claims', async () => {
     h = await buildHarness();
     await post({ profile: 'ci', operation: 'upload', keys: ['x'] }, { token: await h.token(ciClaims) });
     const [input] = assumeInputs();
-    expect(input!.Tags).toEqual([{ Key: 'project', Value: 'group/app' }, { Key: 'env', Value: 'production' }]);
+    expect(input!.Tags).toEqual([
+      { Key: 'project', Value: 'group/app' },
+      { Key: 'env', Value: 'production' },
+    ]);
     expect(input!.TransitiveTagKeys).toEqual(['project']);
     expect(input!.ExternalId).toBe('credvend-ci');
     expect(input!.SourceIdentity).toBe('project_path-group-app-ref_type-branch-ref-main');
@@ -77,7 +116,10 @@ describe('POST /v1/credentials', () => {
     expect(res.json().code).toBe('CV_BAD_REQUEST');
     expect(assumeInputs()).toHaveLength(0);
 
-    const ok = await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }, { token: await h.token({ sub: 'bob' }) });
+    const ok = await post(
+      { profile: 'uploads', operation: 'upload', keys: ['a'] },
+      { token: await h.token({ sub: 'bob' }) },
+    );
     expect(ok.statusCode).toBe(200);
     const name = assumeInputs()[0]!.RoleSessionName!;
     expect(name).toMatch(/^bob\.[0-9a-f]{8}\./);
@@ -98,7 +140,10 @@ describe('POST /v1/credentials', () => {
   it('clamps the duration to the profile maximum and to the 3600 s role-chaining cap', async () => {
     h = await buildHarness();
     await post({ profile: 'uploads', operation: 'upload', keys: ['a'], durationSeconds: 3600 }); // profile max 1800
-    await post({ profile: 'ci', operation: 'upload', keys: ['a'], durationSeconds: 7200 }, { token: await h.token(ciClaims) }); // profile max 7200
+    await post(
+      { profile: 'ci', operation: 'upload', keys: ['a'], durationSeconds: 7200 },
+      { token: await h.token(ciClaims) },
+    ); // profile max 7200
     await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }); // default
     expect(assumeInputs().map((i) => i.DurationSeconds)).toEqual([1800, 3600, 900]);
     const short = await post({ profile: 'uploads', operation: 'upload', keys: ['a'], durationSeconds: 60 });
@@ -131,7 +176,10 @@ describe('POST /v1/credentials', () => {
     await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }, { token: await h.token({ sub: '../bob' }) });
     await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }, { token: await h.token({ sub: 'bob/*' }) });
     const resources = assumeInputs().map((i) => JSON.parse(i.Policy!).Statement[0].Resource as string);
-    expect(resources).toEqual(['arn:aws:s3:::tenant-bucket/uploads/~2E~2E~2Fbob/a', 'arn:aws:s3:::tenant-bucket/uploads/bob~2F~2A/a']);
+    expect(resources).toEqual([
+      'arn:aws:s3:::tenant-bucket/uploads/~2E~2E~2Fbob/a',
+      'arn:aws:s3:::tenant-bucket/uploads/bob~2F~2A/a',
+    ]);
   });
 
   it.each([
@@ -159,7 +207,17 @@ describe('POST /v1/credentials', () => {
   });
 
   it('answers 422 when the policy would exceed 2048 characters, never a broader grant', async () => {
-    h = await buildHarness({ profiles: { big: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'b-bucket', region: 'eu-west-1', maxKeys: 100, match: {} } } });
+    h = await buildHarness({
+      profiles: {
+        big: {
+          roleArn: 'arn:aws:iam::123456789012:role/r',
+          bucket: 'b-bucket',
+          region: 'eu-west-1',
+          maxKeys: 100,
+          match: {},
+        },
+      },
+    });
     const keys = Array.from({ length: 40 }, (_, i) => `some/long/path/to/an/object/number-${i}.bin`);
     const res = await post({ profile: 'big', operation: 'upload', keys });
     expect(res.statusCode).toBe(422);
@@ -177,8 +235,13 @@ describe('POST /v1/credentials', () => {
     const ok = await post({ profile: 'ci', operation: 'upload', prefix: 'dist/' }, { token: await h.token(ciClaims) });
     expect(ok.statusCode).toBe(200);
     expect(ok.json().prefix).toBe('ci/group~2Fapp/dist/');
-    expect(JSON.parse(assumeInputs()[0]!.Policy!).Statement[0].Resource).toBe('arn:aws:s3:::ci-artifacts/ci/group~2Fapp/dist/*');
-    const noSlash = await post({ profile: 'ci', operation: 'upload', prefix: 'dist' }, { token: await h.token(ciClaims) });
+    expect(JSON.parse(assumeInputs()[0]!.Policy!).Statement[0].Resource).toBe(
+      'arn:aws:s3:::ci-artifacts/ci/group~2Fapp/dist/*',
+    );
+    const noSlash = await post(
+      { profile: 'ci', operation: 'upload', prefix: 'dist' },
+      { token: await h.token(ciClaims) },
+    );
     expect(noSlash.statusCode).toBe(400);
   });
 
@@ -191,7 +254,12 @@ describe('POST /v1/credentials', () => {
       Effect: 'Allow',
       Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
       Resource: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
-      Condition: { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com', 'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::secure-bucket/in/alice/f.bin' } },
+      Condition: {
+        StringEquals: {
+          'kms:ViaService': 's3.eu-west-1.amazonaws.com',
+          'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::secure-bucket/in/alice/f.bin',
+        },
+      },
     });
   });
 
@@ -201,14 +269,23 @@ describe('POST /v1/credentials', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     const body = res.json();
-    expect(Object.keys(body).sort()).toEqual(['AccessKeyId', 'Expiration', 'SecretAccessKey', 'SessionToken', 'Version']);
+    expect(Object.keys(body).sort()).toEqual([
+      'AccessKeyId',
+      'Expiration',
+      'SecretAccessKey',
+      'SessionToken',
+      'Version',
+    ]);
     expect(body.Version).toBe(1);
     expect(new Date(body.Expiration).getTime()).toBeGreaterThan(Date.now());
   });
 
   it('formats shell exports that survive eval', async () => {
     h = await buildHarness();
-    const res = await post({ profile: 'uploads', operation: 'upload', keys: ["it's here.txt"] }, { query: '?format=env' });
+    const res = await post(
+      { profile: 'uploads', operation: 'upload', keys: ["it's here.txt"] },
+      { query: '?format=env' },
+    );
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
     expect(res.headers['cache-control']).toBe('no-store');

@@ -20,7 +20,12 @@ afterEach(async () => {
 
 const body = { profile: 'uploads', operation: 'upload', keys: ['a.txt'] };
 async function post(harness: Harness) {
-  return harness.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await harness.token()}` }, payload: body });
+  return harness.app.inject({
+    method: 'POST',
+    url: '/v1/credentials',
+    headers: { authorization: `Bearer ${await harness.token()}` },
+    payload: body,
+  });
 }
 
 /** An audit destination the test controls: fails with `failWith` while set, else keeps lines. */
@@ -89,7 +94,14 @@ describe('audit: fail closed', () => {
     audit.state.failWith = undefined;
     const until = Date.now() + 5000;
     while (audit.lines.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    expect(audit.records()).toMatchObject([{ event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true, requestId: res.json().requestId }]);
+    expect(audit.records()).toMatchObject([
+      {
+        event: 'credentials.failed',
+        errorCode: 'CV_AUDIT_UNAVAILABLE',
+        withheld: true,
+        requestId: res.json().requestId,
+      },
+    ]);
     expect(audit.records()[0]!.accessKeyId).toMatch(/^ASIA/);
     expect((await h.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
     expect((await post(h)).statusCode).toBe(200);
@@ -113,7 +125,9 @@ describe('the service cannot answer: its own 503 codes', () => {
     const res = await post(h);
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ code: 'CV_BASE_CREDENTIALS_UNAVAILABLE' });
-    expect(h.audit.records()).toMatchObject([{ event: 'credentials.failed', errorCode: 'CV_BASE_CREDENTIALS_UNAVAILABLE' }]);
+    expect(h.audit.records()).toMatchObject([
+      { event: 'credentials.failed', errorCode: 'CV_BASE_CREDENTIALS_UNAVAILABLE' },
+    ]);
   });
 
   it('over capacity -> 503 CV_OVERLOADED with Retry-After, at once, one record each', async () => {
@@ -121,7 +135,10 @@ describe('the service cannot answer: its own 503 codes', () => {
     const stuck = new Promise<void>((r) => (releaseAll = r));
     h = await buildHarness({
       wrapIssuer: (i) =>
-        gateIssuer({ ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) }, { maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 60_000 }),
+        gateIssuer(
+          { ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) },
+          { maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 60_000 },
+        ),
     });
     const first = post(h); // in flight
     const second = post(h); // queued
@@ -135,13 +152,20 @@ describe('the service cannot answer: its own 503 codes', () => {
     releaseAll();
     expect((await first).statusCode).toBe(200);
     expect((await second).statusCode).toBe(200);
-    expect(h.audit.records().map((r) => r.event).sort()).toEqual(['credentials.failed', 'credentials.issued', 'credentials.issued']);
+    expect(
+      h.audit
+        .records()
+        .map((r) => r.event)
+        .sort(),
+    ).toEqual(['credentials.failed', 'credentials.issued', 'credentials.issued']);
   });
 
   it('shutdown deadline: a request stuck on STS gets 503 CV_SHUTTING_DOWN and a failed record, reason shutdown', async () => {
     // What it stops: callers left with a dropped socket and no record when the process exits.
     const hang: CredentialIssuer['issue'] = (_plan, signal) =>
-      new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      new Promise((_resolve, reject) =>
+        signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+      );
     h = await buildHarness({ wrapIssuer: (i) => ({ ...i, issue: hang }) });
     const pending = Promise.all([post(h), post(h), post(h)]);
     await new Promise((r) => setTimeout(r, 100));
@@ -152,13 +176,16 @@ describe('the service cannot answer: its own 503 codes', () => {
       expect(res.json()).toMatchObject({ code: 'CV_SHUTTING_DOWN' });
     }
     expect(h.audit.records()).toHaveLength(3);
-    for (const r of h.audit.records()) expect(r).toMatchObject({ event: 'credentials.failed', errorCode: 'CV_SHUTTING_DOWN', reason: 'shutdown' });
+    for (const r of h.audit.records())
+      expect(r).toMatchObject({ event: 'credentials.failed', errorCode: 'CV_SHUTTING_DOWN', reason: 'shutdown' });
   });
 
-  it('while closing, new requests get a problem+json 503 CV_SHUTTING_DOWN (not Fastify\'s own body)', async () => {
+  it("while closing, new requests get a problem+json 503 CV_SHUTTING_DOWN (not Fastify's own body)", async () => {
     let release!: () => void;
     const stuck = new Promise<void>((r) => (release = r));
-    h = await buildHarness({ wrapIssuer: (i) => ({ ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) }) });
+    h = await buildHarness({
+      wrapIssuer: (i) => ({ ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) }),
+    });
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = h.app.server.address() as { port: number };
     const token = await h.token();
@@ -166,7 +193,9 @@ describe('the service cannot answer: its own 503 codes', () => {
     // A credential request stuck on STS keeps close() waiting; meanwhile a second connection
     // that had begun its request before close() finishes sending it.
     const stuckSocket = connect(port, '127.0.0.1');
-    stuckSocket.write(`POST /v1/credentials HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n${payload}`);
+    stuckSocket.write(
+      `POST /v1/credentials HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\n\r\n${payload}`,
+    );
     const late = connect(port, '127.0.0.1');
     let out = '';
     late.on('data', (d: Buffer) => (out += d.toString()));
@@ -203,16 +232,19 @@ describe('every error is problem+json with a CV_ code', () => {
     expect(res.json()).toMatchObject({ code: 'CV_URI_TOO_LONG' });
   });
 
-  it('431 from Node\'s parser (headers over 16 KiB) is problem+json too', async () => {
+  it("431 from Node's parser (headers over 16 KiB) is problem+json too", async () => {
     h = await buildHarness();
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = h.app.server.address() as { port: number };
     const res = await new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/healthz', headers: { 'x-big': 'a'.repeat(20_000) } }, (r) => {
-        let text = '';
-        r.on('data', (d) => (text += d));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, type: String(r.headers['content-type']), text }));
-      });
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: '/healthz', headers: { 'x-big': 'a'.repeat(20_000) } },
+        (r) => {
+          let text = '';
+          r.on('data', (d) => (text += d));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, type: String(r.headers['content-type']), text }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });

@@ -8,7 +8,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditSink } from '../../src/audit/sink.js';
 import type { CredentialIssuer } from '../../src/sts/issuer.js';
 import { createGrantReuse } from '../../src/sts/reuse.js';
-import { allSecretsSeen, AUDIENCE, baseProfiles, buildHarness, ISSUER, testKeys, type Harness, type HarnessOptions } from '../helpers/app.js';
+import {
+  allSecretsSeen,
+  AUDIENCE,
+  baseProfiles,
+  buildHarness,
+  ISSUER,
+  testKeys,
+  type Harness,
+  type HarnessOptions,
+} from '../helpers/app.js';
 
 const OTHER_ISSUER = 'https://idp.other.example.com';
 const reuse = { minRemainingSeconds: 300, maxEntries: 100 };
@@ -52,7 +61,12 @@ async function harness(opts: HarnessOptions = {}): Promise<Harness> {
 
 async function post(harnessed: Harness, body: Record<string, unknown>, token?: string) {
   const t = token ?? (await harnessed.token({ sub: 'alice' }, { expiresIn: '2h' }));
-  return harnessed.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${t}` }, payload: body });
+  return harnessed.app.inject({
+    method: 'POST',
+    url: '/v1/credentials',
+    headers: { authorization: `Bearer ${t}` },
+    payload: body,
+  });
 }
 
 const upload = { profile: 'uploads', operation: 'upload', keys: ['report.pdf'] };
@@ -95,7 +109,12 @@ describe('grant reuse: an identical grant', () => {
     expect(assumeCalls(x)).toBe(1);
     const sessionName = x.sts.commandCalls(AssumeRoleCommand)[0]!.args[0].input.RoleSessionName;
     const [issued, reused] = records(x);
-    expect(issued).toMatchObject({ event: 'credentials.issued', requestId: a.requestId, accessKeyId: a.accessKeyId, roleSessionName: sessionName });
+    expect(issued).toMatchObject({
+      event: 'credentials.issued',
+      requestId: a.requestId,
+      accessKeyId: a.accessKeyId,
+      roleSessionName: sessionName,
+    });
     expect(reused).toMatchObject({
       event: 'credentials.reused',
       requestId: b.requestId,
@@ -128,7 +147,12 @@ describe('grant reuse: an identical grant', () => {
   it('works for the container-credentials route and prefix grants alike', async () => {
     const x = await harness();
     const token = await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' });
-    const get = () => x.app.inject({ method: 'GET', url: '/v1/container-credentials/uploads?operation=download&key=a.txt', headers: { authorization: token } });
+    const get = () =>
+      x.app.inject({
+        method: 'GET',
+        url: '/v1/container-credentials/uploads?operation=download&key=a.txt',
+        headers: { authorization: token },
+      });
     const [c1, c2] = [await get(), await get()];
     expect(c2.json().AccessKeyId).toBe(c1.json().AccessKeyId);
     const p1 = await post(x, { profile: 'shared', operation: 'upload', prefix: 'dir/' }, token);
@@ -203,11 +227,23 @@ describe('grant reuse: anything else never reuses', () => {
     const x = await harness();
     const body = { profile: 'shared', operation: 'upload', keys: ['a.txt'] };
     const red = await post(x, body, await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' }));
-    const blue = await post(x, body, await x.token({ sub: 'alice', team: 'blue', login: 'alice' }, { expiresIn: '2h' }));
-    const otherLogin = await post(x, body, await x.token({ sub: 'alice', team: 'red', login: 'al1ce' }, { expiresIn: '2h' }));
+    const blue = await post(
+      x,
+      body,
+      await x.token({ sub: 'alice', team: 'blue', login: 'alice' }, { expiresIn: '2h' }),
+    );
+    const otherLogin = await post(
+      x,
+      body,
+      await x.token({ sub: 'alice', team: 'red', login: 'al1ce' }, { expiresIn: '2h' }),
+    );
     expect(new Set([red, blue, otherLogin].map((r) => r.json().accessKeyId)).size).toBe(3);
     expect(assumeCalls(x)).toBe(3);
-    expect(x.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input.Tags?.[0]?.Value)).toEqual(['red', 'blue', 'red']);
+    expect(x.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input.Tags?.[0]?.Value)).toEqual([
+      'red',
+      'blue',
+      'red',
+    ]);
   });
 
   it('another profile never reuses, even one identical but for its name', async () => {
@@ -234,12 +270,27 @@ describe('grant reuse: anything else never reuses', () => {
   it('authorization and key checks still run for every request that could reuse', async () => {
     // Attack stopped: a caller whose token no longer matches the profile (or who asks for a key
     // outside the prefix) being served from the cache because an identical grant is held.
-    const x = await harness({ profiles: profiles({ shared: { ...(profiles().shared as object), match: { aud: AUDIENCE, claims: { team: 'red' } } } }) });
+    const x = await harness({
+      profiles: profiles({
+        shared: { ...(profiles().shared as object), match: { aud: AUDIENCE, claims: { team: 'red' } } },
+      }),
+    });
     const body = { profile: 'shared', operation: 'upload', keys: ['a.txt'] };
-    expect((await post(x, body, await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' }))).statusCode).toBe(200);
-    const mismatch = await post(x, body, await x.token({ sub: 'alice', team: 'red ', login: 'alice' }, { expiresIn: '2h' }));
+    expect(
+      (await post(x, body, await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' })))
+        .statusCode,
+    ).toBe(200);
+    const mismatch = await post(
+      x,
+      body,
+      await x.token({ sub: 'alice', team: 'red ', login: 'alice' }, { expiresIn: '2h' }),
+    );
     expect(mismatch.statusCode).toBe(403);
-    const traversal = await post(x, { ...body, keys: ['../a.txt'] }, await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' }));
+    const traversal = await post(
+      x,
+      { ...body, keys: ['../a.txt'] },
+      await x.token({ sub: 'alice', team: 'red', login: 'alice' }, { expiresIn: '2h' }),
+    );
     expect(traversal.statusCode).toBe(400);
     expect(records(x).map((r) => r.event)).toEqual(['credentials.issued', 'credentials.denied', 'credentials.denied']);
   });
@@ -264,8 +315,12 @@ describe('grant reuse: single flight, expiry and failures', () => {
     expect(issued).toHaveLength(1);
     expect(reused).toHaveLength(49);
     expect(new Set(records(x).map((r) => r.requestId)).size).toBe(50);
-    expect(reused.every((r) => r.issuedForRequestId === issued[0]!.requestId && r.accessKeyId === issued[0]!.accessKeyId)).toBe(true);
-    expect(await x.metrics.registry.metrics()).toContain('credvend_credentials_reused_total{profile="uploads",operation="upload"} 49');
+    expect(
+      reused.every((r) => r.issuedForRequestId === issued[0]!.requestId && r.accessKeyId === issued[0]!.accessKeyId),
+    ).toBe(true);
+    expect(await x.metrics.registry.metrics()).toContain(
+      'credvend_credentials_reused_total{profile="uploads",operation="upload"} 49',
+    );
   });
 
   it('credentials with less than minRemainingSeconds left are not handed out again', async () => {
@@ -300,11 +355,18 @@ describe('grant reuse: single flight, expiry and failures', () => {
     expect(assumeCalls(x)).toBe(1);
     expect(records(x)).toHaveLength(5);
     expect(records(x).every((r) => r.event === 'credentials.failed' && r.upstreamCode === 'AccessDenied')).toBe(true);
-    expect(await x.metrics.registry.metrics()).toContain('credvend_sts_calls_total{outcome="access_denied",code="AccessDenied"} 1');
+    expect(await x.metrics.registry.metrics()).toContain(
+      'credvend_sts_calls_total{outcome="access_denied",code="AccessDenied"} 1',
+    );
 
     x.sts.reset();
     x.sts.on(AssumeRoleCommand).callsFake(() => {
-      const c = { AccessKeyId: 'ASIAREUSEAFTERFAIL01', SecretAccessKey: 'reuse-after-fail-secret-0123456789', SessionToken: 'reuse-after-fail-token-0123456789', Expiration: new Date(Date.now() + 900_000) };
+      const c = {
+        AccessKeyId: 'ASIAREUSEAFTERFAIL01',
+        SecretAccessKey: 'reuse-after-fail-secret-0123456789',
+        SessionToken: 'reuse-after-fail-token-0123456789',
+        Expiration: new Date(Date.now() + 900_000),
+      };
       allSecretsSeen.add(c.SecretAccessKey);
       allSecretsSeen.add(c.SessionToken);
       return { Credentials: c };
@@ -366,7 +428,12 @@ describe('grant reuse: audit and memory', () => {
   it('the cache is bounded by maxEntries and emptied when the app closes', async () => {
     // Mistake stopped: live credentials piling up without bound, or outliving the app in memory.
     const grants = createGrantReuse({ now: Date.now });
-    const x = await harness({ grants, profiles: profiles({ uploads: { ...(profiles().uploads as object), reuse: { minRemainingSeconds: 300, maxEntries: 2 } } }) });
+    const x = await harness({
+      grants,
+      profiles: profiles({
+        uploads: { ...(profiles().uploads as object), reuse: { minRemainingSeconds: 300, maxEntries: 2 } },
+      }),
+    });
     const token = await x.token({ sub: 'alice' }, { expiresIn: '2h' });
     for (const key of ['a', 'b', 'c']) await post(x, { ...upload, keys: [key] }, token);
     expect(grants.size('uploads')).toBe(2);

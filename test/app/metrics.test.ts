@@ -84,7 +84,12 @@ function parseExposition(text: string): Map<string, Family> {
     const [, name, labels, value] = m as unknown as [string, string, string | undefined, string];
     if (!current || !name.startsWith(current.name)) throw new Error(`sample ${name} outside its family`);
     const suffix = name.slice(current.name.length);
-    const allowed = current.type === 'histogram' ? ['_bucket', '_sum', '_count'] : current.type === 'summary' ? ['', '_sum', '_count'] : [''];
+    const allowed =
+      current.type === 'histogram'
+        ? ['_bucket', '_sum', '_count']
+        : current.type === 'summary'
+          ? ['', '_sum', '_count']
+          : [''];
     if (!allowed.includes(suffix)) throw new Error(`sample ${name} does not belong to ${current.type} ${current.name}`);
     current.samples.push({ name, labels: labels ? parseLabels(labels) : {}, value: parseValue(value) });
   }
@@ -121,7 +126,12 @@ async function scrape(app: FastifyInstance): Promise<Map<string, Family>> {
 
 const silent = pino({ level: 'silent' });
 const SECRET_KEY_NAME = 'very-secret-report-7f3a.pdf';
-const ciClaims = { sub: 'project_path:group/app:ref_type:branch:ref:main', project_path: 'group/app', ref_protected: 'true', environment: 'production' };
+const ciClaims = {
+  sub: 'project_path:group/app:ref_type:branch:ref:main',
+  project_path: 'group/app',
+  ref_protected: 'true',
+  environment: 'production',
+};
 
 function stsError(name: string, status: number): Error {
   return Object.assign(new Error('not authorized detail-xyz'), { name, $metadata: { httpStatusCode: status } });
@@ -130,7 +140,12 @@ function stsError(name: string, status: number): Error {
 let n = 0;
 function fakeAnswer() {
   n += 1;
-  const Credentials = { AccessKeyId: `ASIAMETRICS${n}`, SecretAccessKey: `metrics-secret-${randomUUID()}`, SessionToken: `metrics-token-${randomUUID()}`, Expiration: new Date(Date.now() + 900_000) };
+  const Credentials = {
+    AccessKeyId: `ASIAMETRICS${n}`,
+    SecretAccessKey: `metrics-secret-${randomUUID()}`,
+    SessionToken: `metrics-token-${randomUUID()}`,
+    Expiration: new Date(Date.now() + 900_000),
+  };
   allSecretsSeen.add(Credentials.SecretAccessKey);
   allSecretsSeen.add(Credentials.SessionToken);
   return { Credentials, PackedPolicySize: 12 };
@@ -140,25 +155,43 @@ function fakeAnswer() {
 async function drive(h: Harness) {
   const subject = `subject-${randomUUID()}`;
   const token = await h.token({ sub: subject });
-  const post = (body: Record<string, unknown>, headers: Record<string, string> = { authorization: `Bearer ${token}` }) =>
-    h.app.inject({ method: 'POST', url: '/v1/credentials', headers, payload: body });
+  const post = (
+    body: Record<string, unknown>,
+    headers: Record<string, string> = { authorization: `Bearer ${token}` },
+  ) => h.app.inject({ method: 'POST', url: '/v1/credentials', headers, payload: body });
   const statuses: number[] = [];
   const randomPath = `/v1/credentials/${randomUUID()}/${SECRET_KEY_NAME}`;
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: [SECRET_KEY_NAME] })).statusCode);
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['b'] })).statusCode);
   statuses.push((await post({ profile: 'uploads', operation: 'download', keys: ['c'] })).statusCode);
-  statuses.push((await h.app.inject({ method: 'GET', url: `/v1/container-credentials/ci?operation=upload&key=${SECRET_KEY_NAME}`, headers: { authorization: await h.token(ciClaims) } })).statusCode);
+  statuses.push(
+    (
+      await h.app.inject({
+        method: 'GET',
+        url: `/v1/container-credentials/ci?operation=upload&key=${SECRET_KEY_NAME}`,
+        headers: { authorization: await h.token(ciClaims) },
+      })
+    ).statusCode,
+  );
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['a'] }, {})).statusCode); // unauthenticated
   statuses.push((await post({ profile: 'ci', operation: 'upload', keys: ['a'] })).statusCode); // profile_mismatch
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: [`../${SECRET_KEY_NAME}`] })).statusCode); // invalid_key
-  statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['1', '2', '3', '4', '5', '6'] })).statusCode); // too_many_keys
-  statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['a'], roleSessionName: 'x' })).statusCode); // invalid_request
+  statuses.push(
+    (await post({ profile: 'uploads', operation: 'upload', keys: ['1', '2', '3', '4', '5', '6'] })).statusCode,
+  ); // too_many_keys
+  statuses.push(
+    (await post({ profile: 'uploads', operation: 'upload', keys: ['a'], roleSessionName: 'x' })).statusCode,
+  ); // invalid_request
   h.sts.on(AssumeRoleCommand).rejects(stsError('AccessDenied', 403));
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['a'] })).statusCode);
-  h.sts.on(AssumeRoleCommand).rejects(Object.assign(stsError('ThrottlingException', 400), { $retryable: { throttling: true } }));
+  h.sts
+    .on(AssumeRoleCommand)
+    .rejects(Object.assign(stsError('ThrottlingException', 400), { $retryable: { throttling: true } }));
   statuses.push((await post({ profile: 'uploads', operation: 'upload', keys: ['a'] })).statusCode);
   h.sts.on(AssumeRoleCommand).callsFake(fakeAnswer);
-  statuses.push((await h.app.inject({ method: 'GET', url: randomPath, headers: { authorization: `Bearer ${token}` } })).statusCode);
+  statuses.push(
+    (await h.app.inject({ method: 'GET', url: randomPath, headers: { authorization: `Bearer ${token}` } })).statusCode,
+  );
   expect(statuses).toEqual([200, 200, 200, 200, 401, 403, 400, 400, 400, 502, 503, 404]);
   return { subject, token, randomPath };
 }
@@ -198,7 +231,9 @@ describe('GET /metrics after real traffic', () => {
       expect(f!.type, name).toBe(want.type);
       expect(f!.help.length, name).toBeGreaterThan(10);
       for (const s of f!.samples) {
-        const names = Object.keys(s.labels).filter((l) => l !== 'le').sort();
+        const names = Object.keys(s.labels)
+          .filter((l) => l !== 'le')
+          .sort();
         expect(names, `${s.name} ${JSON.stringify(s.labels)}`).toEqual(want.labels);
       }
     }
@@ -237,16 +272,29 @@ describe('GET /metrics after real traffic', () => {
     expect(valueOf(packed, 'credvend_packed_policy_size_percent_bucket', { le: '25' })).toBe(4);
     // HTTP duration by route template and status
     const http = families.get('credvend_http_request_duration_seconds');
-    const count = (labels: Record<string, string>) => valueOf(http, 'credvend_http_request_duration_seconds_count', labels);
+    const count = (labels: Record<string, string>) =>
+      valueOf(http, 'credvend_http_request_duration_seconds_count', labels);
     expect(count({ route: '/v1/credentials', method: 'POST', status_code: '200' })).toBe(3);
     expect(count({ route: '/v1/credentials', method: 'POST', status_code: '400' })).toBe(3);
     expect(count({ route: '/v1/container-credentials/:profile', method: 'GET', status_code: '200' })).toBe(1);
     expect(count({ route: 'unmatched', method: 'GET', status_code: '404' })).toBe(1);
-    expect(new Set(http!.samples.map((s) => s.labels.route))).toEqual(new Set(['/v1/credentials', '/v1/container-credentials/:profile', 'unmatched']));
+    expect(new Set(http!.samples.map((s) => s.labels.route))).toEqual(
+      new Set(['/v1/credentials', '/v1/container-credentials/:profile', 'unmatched']),
+    );
     // Build info, readiness and base-credential expiry are present from the start
-    expect(valueOf(families.get('credvend_build_info'), 'credvend_build_info', { version: 'test', node_version: process.version })).toBe(1);
+    expect(
+      valueOf(families.get('credvend_build_info'), 'credvend_build_info', {
+        version: 'test',
+        node_version: process.version,
+      }),
+    ).toBe(1);
     expect(valueOf(families.get('credvend_ready'), 'credvend_ready')).toBe(0);
-    expect(valueOf(families.get('credvend_base_credentials_expiry_timestamp_seconds'), 'credvend_base_credentials_expiry_timestamp_seconds')).toBe(0);
+    expect(
+      valueOf(
+        families.get('credvend_base_credentials_expiry_timestamp_seconds'),
+        'credvend_base_credentials_expiry_timestamp_seconds',
+      ),
+    ).toBe(0);
   });
 
   it('no label value carries a key, a subject, a raw path or a secret: cardinality stays bounded', async () => {
@@ -256,14 +304,25 @@ describe('GET /metrics after real traffic', () => {
     const before = await scrape(h.app);
     await drive(h);
     const after = await scrape(h.app);
-    const series = (m: Map<string, Family>) => [...m.values()].flatMap((f) => f.samples.map((s) => `${s.name}${JSON.stringify(s.labels)}`)).sort();
+    const series = (m: Map<string, Family>) =>
+      [...m.values()].flatMap((f) => f.samples.map((s) => `${s.name}${JSON.stringify(s.labels)}`)).sort();
     // The /metrics scrape itself adds one series (route /metrics, 200) the first time round.
-    expect(series(after).filter((s) => !s.includes('"/metrics"'))).toEqual(series(before).filter((s) => !s.includes('"/metrics"')));
+    expect(series(after).filter((s) => !s.includes('"/metrics"'))).toEqual(
+      series(before).filter((s) => !s.includes('"/metrics"')),
+    );
     const values = [...after.values()].flatMap((f) => f.samples.flatMap((s) => Object.values(s.labels)));
     const allowed = /^[A-Za-z0-9_.:+\-/]*$/;
     for (const v of values) expect(v, v).toMatch(allowed);
     const text = JSON.stringify(values);
-    for (const needle of [SECRET_KEY_NAME, subject, 'alice', randomPath.split('/')[3]!, token.split('.')[2]!, 'ASIA', ...allSecretsSeen]) {
+    for (const needle of [
+      SECRET_KEY_NAME,
+      subject,
+      'alice',
+      randomPath.split('/')[3]!,
+      token.split('.')[2]!,
+      'ASIA',
+      ...allSecretsSeen,
+    ]) {
       expect(text.includes(needle), needle.slice(0, 20)).toBe(false);
     }
   });
@@ -274,17 +333,37 @@ describe('where /metrics is served', () => {
     const h = await buildHarness();
     harnesses.push(h);
     expect((await h.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
-    const admin = await buildAdminApp({ metrics: h.metrics, logger: silent, readiness: h.readiness, withMetrics: true });
+    const admin = await buildAdminApp({
+      metrics: h.metrics,
+      logger: silent,
+      readiness: h.readiness,
+      withMetrics: true,
+    });
     apps.push(admin);
-    await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token()}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } });
+    await h.app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${await h.token()}` },
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    });
     const families = await scrape(admin);
     // The admin app shows the API app's registry.
-    expect(valueOf(families.get('credvend_credentials_issued_total'), 'credvend_credentials_issued_total', { profile: 'uploads', operation: 'upload' })).toBe(1);
+    expect(
+      valueOf(families.get('credvend_credentials_issued_total'), 'credvend_credentials_issued_total', {
+        profile: 'uploads',
+        operation: 'upload',
+      }),
+    ).toBe(1);
   });
 
   it('not on the admin app either when it is served on the API port', async () => {
     const h = await harness();
-    const admin = await buildAdminApp({ metrics: h.metrics, logger: silent, readiness: h.readiness, withMetrics: false });
+    const admin = await buildAdminApp({
+      metrics: h.metrics,
+      logger: silent,
+      readiness: h.readiness,
+      withMetrics: false,
+    });
     apps.push(admin);
     expect((await admin.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
     expect((await h.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
@@ -309,15 +388,33 @@ describe('registries', () => {
     // Two sets of default metrics in one process: on the global registry this would throw.
     const one = createMetrics({ version: '1.2.3' });
     const two = createMetrics({ version: '1.2.3' });
-    const admin = await buildAdminApp({ metrics: one, logger: silent, readiness: createReadiness('ready'), withMetrics: true });
+    const admin = await buildAdminApp({
+      metrics: one,
+      logger: silent,
+      readiness: createReadiness('ready'),
+      withMetrics: true,
+    });
     apps.push(admin);
     const families = await scrape(admin);
-    for (const name of ['credvend_process_cpu_user_seconds_total', 'credvend_process_resident_memory_bytes', 'credvend_nodejs_heap_size_used_bytes', 'credvend_nodejs_eventloop_lag_seconds', 'credvend_process_start_time_seconds']) {
+    for (const name of [
+      'credvend_process_cpu_user_seconds_total',
+      'credvend_process_resident_memory_bytes',
+      'credvend_nodejs_heap_size_used_bytes',
+      'credvend_nodejs_eventloop_lag_seconds',
+      'credvend_process_start_time_seconds',
+    ]) {
       expect(families.has(name), name).toBe(true);
     }
     expect([...families.keys()].filter((n) => !n.startsWith('credvend_'))).toEqual([]);
-    expect(valueOf(families.get('credvend_build_info'), 'credvend_build_info', { version: '1.2.3', node_version: process.version })).toBe(1);
-    expect((await two.registry.getMetricsAsJSON()).some((m) => m.name === 'credvend_process_cpu_user_seconds_total')).toBe(true);
+    expect(
+      valueOf(families.get('credvend_build_info'), 'credvend_build_info', {
+        version: '1.2.3',
+        node_version: process.version,
+      }),
+    ).toBe(1);
+    expect(
+      (await two.registry.getMetricsAsJSON()).some((m) => m.name === 'credvend_process_cpu_user_seconds_total'),
+    ).toBe(true);
   });
 
   it('the harness metrics (defaultMetrics: false) hold only the service families', async () => {

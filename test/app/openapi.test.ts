@@ -13,10 +13,23 @@ describe('OpenAPI document', () => {
   });
 
   it('documents every API route, with problem+json errors on the credential routes', async () => {
-    const doc = (await openApiDocument()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/readyz', '/v1/container-credentials/{profile}', '/v1/credentials', '/v1/presigned', '/v1/profiles']);
-    expect(Object.keys(doc.paths['/v1/credentials']!.post!.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '422', '502', '503', '504']));
-    expect(Object.keys(doc.paths['/v1/presigned']!.post!.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '502', '503', '504']));
+    const doc = (await openApiDocument()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/healthz',
+      '/readyz',
+      '/v1/container-credentials/{profile}',
+      '/v1/credentials',
+      '/v1/presigned',
+      '/v1/profiles',
+    ]);
+    expect(Object.keys(doc.paths['/v1/credentials']!.post!.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '422', '502', '503', '504']),
+    );
+    expect(Object.keys(doc.paths['/v1/presigned']!.post!.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '502', '503', '504']),
+    );
   });
 
   it('is served at /openapi.json without authentication', async () => {
@@ -31,8 +44,14 @@ describe('OpenAPI document', () => {
     const h = await buildHarness();
     const served = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json<Record<string, unknown>>();
     await h.close();
-    const committed = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;
-    for (const [name, doc] of [['openapi.yaml', committed], ['/openapi.json', served]] as const) {
+    const committed = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    for (const [name, doc] of [
+      ['openapi.yaml', committed],
+      ['/openapi.json', served],
+    ] as const) {
       const validator = new Validator();
       const res = await validator.validate(structuredClone(doc));
       expect(res.errors, `${name}: ${JSON.stringify(res.errors, null, 1)?.slice(0, 2000)}`).toBeUndefined();
@@ -40,7 +59,9 @@ describe('OpenAPI document', () => {
       expect(validator.version, name).toBe('3.1');
     }
     // The validator does refuse what is not OpenAPI 3.1: a response without its description.
-    const broken = structuredClone(committed) as { paths: Record<string, Record<string, { responses: Record<string, Record<string, unknown>> }>> };
+    const broken = structuredClone(committed) as {
+      paths: Record<string, Record<string, { responses: Record<string, Record<string, unknown>> }>>;
+    };
     delete broken.paths['/v1/credentials']!.post!.responses['200']!.description;
     expect((await new Validator().validate(broken)).valid).toBe(false);
   });

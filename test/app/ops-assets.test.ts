@@ -13,7 +13,17 @@ const read = (p: string) => readFileSync(new URL(p, root), 'utf8');
 
 // Labels Prometheus adds to every scraped series.
 const TARGET_LABELS = ['job', 'instance'];
-const REQUIRED_ALERTS = ['CredvendStsErrorRate', 'CredvendStsThrottling', 'CredvendDenialSpike', 'CredvendBaseCredentialsExpiring', 'CredvendNoIssuance', 'CredvendNotReady', 'CredvendAuditUnwritable', 'CredvendOverloaded', 'CredvendBaseCredentialsRefreshFailing'];
+const REQUIRED_ALERTS = [
+  'CredvendStsErrorRate',
+  'CredvendStsThrottling',
+  'CredvendDenialSpike',
+  'CredvendBaseCredentialsExpiring',
+  'CredvendNoIssuance',
+  'CredvendNotReady',
+  'CredvendAuditUnwritable',
+  'CredvendOverloaded',
+  'CredvendBaseCredentialsRefreshFailing',
+];
 
 interface Known {
   /** Series name -> the label names it carries. */
@@ -52,12 +62,23 @@ function analyse(expr: string): { metrics: string[]; labels: string[] } {
     if ('([{'.includes(ch)) stack.push(ch);
     if (')]}'.includes(ch) && stack.pop() !== '([{'[')]}'.indexOf(ch)]) throw new Error(`unbalanced ${ch} in ${expr}`);
   }
-  if (stack.length > 0 || /"/.test(unquoted.replace(/""/g, ''))) throw new Error(`unbalanced brackets or quotes in ${expr}`);
+  if (stack.length > 0 || /"/.test(unquoted.replace(/""/g, '')))
+    throw new Error(`unbalanced brackets or quotes in ${expr}`);
   const metrics = [...unquoted.matchAll(/\b(credvend_[a-zA-Z0-9_]+)\b/g)].map((m) => m[1]!);
   const labels: string[] = [];
-  for (const m of unquoted.matchAll(/\{([^}]*)\}/g)) for (const l of m[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*""/g)) labels.push(l[1]!);
-  for (const m of unquoted.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) labels.push(...m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
-  for (const m of unquoted.matchAll(/label_values\(\s*[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)/g)) labels.push(m[1]!);
+  for (const m of unquoted.matchAll(/\{([^}]*)\}/g))
+    for (const l of m[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*""/g)) labels.push(l[1]!);
+  for (const m of unquoted.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g))
+    labels.push(
+      ...m[1]!
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+  for (const m of unquoted.matchAll(
+    /label_values\(\s*[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)/g,
+  ))
+    labels.push(m[1]!);
   return { metrics, labels };
 }
 
@@ -124,11 +145,21 @@ describe('the drift checker itself', () => {
   it('flags an unknown metric, a label the metric does not have, and unbalanced brackets', async () => {
     const known = await registryFacts();
     expect(problems('sum by (profile) (rate(credvend_credentials_issued_total[5m]))', known)).toEqual([]);
-    expect(problems('rate(credvend_credentials_issue_total[5m])', known)).toEqual(['unknown metric credvend_credentials_issue_total']);
-    expect(problems('sum by (subject) (rate(credvend_credentials_issued_total[5m]))', known)).toEqual(['label subject is on none of credvend_credentials_issued_total']);
-    expect(problems('credvend_http_request_duration_seconds_count{status="500"}', known)).toEqual(['label status is on none of credvend_http_request_duration_seconds_count']);
-    expect(problems('histogram_quantile(0.9, sum by (le) (rate(credvend_packed_policy_size_percent_bucket[5m])))', known)).toEqual([]);
-    expect(problems('sum by (le) (rate(credvend_packed_policy_size_percent_sum[5m]))', known)).toEqual(['label le is on none of credvend_packed_policy_size_percent_sum']);
+    expect(problems('rate(credvend_credentials_issue_total[5m])', known)).toEqual([
+      'unknown metric credvend_credentials_issue_total',
+    ]);
+    expect(problems('sum by (subject) (rate(credvend_credentials_issued_total[5m]))', known)).toEqual([
+      'label subject is on none of credvend_credentials_issued_total',
+    ]);
+    expect(problems('credvend_http_request_duration_seconds_count{status="500"}', known)).toEqual([
+      'label status is on none of credvend_http_request_duration_seconds_count',
+    ]);
+    expect(
+      problems('histogram_quantile(0.9, sum by (le) (rate(credvend_packed_policy_size_percent_bucket[5m])))', known),
+    ).toEqual([]);
+    expect(problems('sum by (le) (rate(credvend_packed_policy_size_percent_sum[5m]))', known)).toEqual([
+      'label le is on none of credvend_packed_policy_size_percent_sum',
+    ]);
     expect(() => analyse('sum(rate(credvend_ready[5m])')).toThrow(/unbalanced/);
     expect(() => analyse('credvend_ready{job="x}')).toThrow(/unbalanced/);
   });
@@ -158,8 +189,11 @@ describe('ops/grafana/credvend-dashboard.json', () => {
     const known = await registryFacts();
     const d = dashboard();
     const exprs = d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
-    for (const v of d.templating.list) if (v.type === 'query') exprs.push(typeof v.query === 'string' ? v.query : v.query!.query);
-    const found = exprs.flatMap((e) => problems(e.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.*'), known));
+    for (const v of d.templating.list)
+      if (v.type === 'query') exprs.push(typeof v.query === 'string' ? v.query : v.query!.query);
+    const found = exprs.flatMap((e) =>
+      problems(e.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.*'), known),
+    );
     expect(found).toEqual([]);
     const used = new Set(exprs.flatMap((e) => analyse(e).metrics).map((m) => m.replace(/_(bucket|sum|count)$/, '')));
     expect(known.own.filter((m) => !used.has(m))).toEqual([]);
@@ -167,8 +201,20 @@ describe('ops/grafana/credvend-dashboard.json', () => {
 
   it('has the panels operators look for', () => {
     const titles = dashboard().panels.map((p) => p.title.toLowerCase());
-    for (const want of ['issued', 'denials', 'sts errors', 'sts latency', 'http p99', 'packed policy', 'time to expiry', 'ready']) {
-      expect(titles.some((t) => t.includes(want)), want).toBe(true);
+    for (const want of [
+      'issued',
+      'denials',
+      'sts errors',
+      'sts latency',
+      'http p99',
+      'packed policy',
+      'time to expiry',
+      'ready',
+    ]) {
+      expect(
+        titles.some((t) => t.includes(want)),
+        want,
+      ).toBe(true);
     }
   });
 });
@@ -198,9 +244,13 @@ describe('ops/prometheus/alerts.yml', () => {
     const expr = Object.fromEntries(alertRules().map((r) => [r.alert, r.expr.replace(/\s+/g, ' ')]));
     expect(expr.CredvendStsThrottling).toContain('outcome="throttled"');
     expect(expr.CredvendStsErrorRate).toMatch(/outcome!~"success\|throttled"/);
-    expect(expr.CredvendBaseCredentialsExpiring).toMatch(/credvend_base_credentials_expiry_timestamp_seconds > 0\) - time\(\) < 600$/);
+    expect(expr.CredvendBaseCredentialsExpiring).toMatch(
+      /credvend_base_credentials_expiry_timestamp_seconds > 0\) - time\(\) < 600$/,
+    );
     expect(expr.CredvendNotReady).toBe('credvend_ready == 0');
-    expect(expr.CredvendNoIssuance).toMatch(/credvend_http_request_duration_seconds_count.*unless.*credvend_credentials_issued_total/);
+    expect(expr.CredvendNoIssuance).toMatch(
+      /credvend_http_request_duration_seconds_count.*unless.*credvend_credentials_issued_total/,
+    );
     expect(expr.CredvendDenialSpike).toContain('credvend_credentials_denied_total');
   });
 });

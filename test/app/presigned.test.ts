@@ -17,7 +17,16 @@ afterEach(async () => {
 const MAX_BYTES = 1_048_576;
 
 function profiles(): Record<string, unknown> {
-  const presigned = { roleArn: ROLE_ARN, bucket: 'tenant-bucket', region: 'eu-west-1', operations: ['upload', 'download'], maxKeys: 5, delivery: 'presigned', maxDurationSeconds: 1800, match: { iss: ISSUER } };
+  const presigned = {
+    roleArn: ROLE_ARN,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    operations: ['upload', 'download'],
+    maxKeys: 5,
+    delivery: 'presigned',
+    maxDurationSeconds: 1800,
+    match: { iss: ISSUER },
+  };
   return {
     ...baseProfiles(),
     drop: { ...presigned, prefix: 'drop/{sub}/' },
@@ -44,16 +53,26 @@ function fakeSts(harness: Harness, lifetimeSeconds?: number) {
 }
 
 async function harness(opts: { lifetimeSeconds?: number; auditSink?: AuditSink } = {}): Promise<Harness> {
-  const x = await buildHarness({ profiles: profiles(), env: { CREDVEND_S3_FORCE_PATH_STYLE: 'true' }, ...(opts.auditSink ? { auditSink: opts.auditSink } : {}) });
+  const x = await buildHarness({
+    profiles: profiles(),
+    env: { CREDVEND_S3_FORCE_PATH_STYLE: 'true' },
+    ...(opts.auditSink ? { auditSink: opts.auditSink } : {}),
+  });
   fakeSts(x, opts.lifetimeSeconds);
   return x;
 }
 
 async function presign(harness: Harness, body: Record<string, unknown>, sub = 'alice') {
-  return harness.app.inject({ method: 'POST', url: '/v1/presigned', headers: { authorization: `Bearer ${await harness.token({ sub })}` }, payload: body });
+  return harness.app.inject({
+    method: 'POST',
+    url: '/v1/presigned',
+    headers: { authorization: `Bearer ${await harness.token({ sub })}` },
+    payload: body,
+  });
 }
 
-const assumeInputs = (harness: Harness): AssumeRoleCommandInput[] => harness.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input);
+const assumeInputs = (harness: Harness): AssumeRoleCommandInput[] =>
+  harness.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input);
 
 interface Obj {
   key: string;
@@ -96,21 +115,43 @@ describe('POST /v1/presigned', () => {
     // Act: three sequential requests and four concurrent ones (single flight), all different keys.
     const first = await presign(h, { profile: 'drop', operation: 'upload', keys: ['a.txt', 'dir/b.txt'] });
     const second = await presign(h, { profile: 'drop', operation: 'upload', keys: ['c.txt'] });
-    const concurrent = await Promise.all(['d', 'e', 'f', 'g'].map((k) => presign(h!, { profile: 'drop', operation: 'upload', keys: [`${k}.bin`] })));
+    const concurrent = await Promise.all(
+      ['d', 'e', 'f', 'g'].map((k) => presign(h!, { profile: 'drop', operation: 'upload', keys: [`${k}.bin`] })),
+    );
     // Assess
     for (const r of [first, second, ...concurrent]) expect(r.statusCode).toBe(200);
     expect(assumeInputs(h)).toHaveLength(1);
     const [input] = assumeInputs(h);
     // The session: the subject's whole prefix (never leaves the process), one hour.
-    expect(JSON.parse(input!.Policy!).Statement).toEqual([{ Effect: 'Allow', Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], Resource: 'arn:aws:s3:::tenant-bucket/drop/alice/*' }]);
+    expect(JSON.parse(input!.Policy!).Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+        Resource: 'arn:aws:s3:::tenant-bucket/drop/alice/*',
+      },
+    ]);
     expect(input!.DurationSeconds).toBe(3600);
     expect(first.headers['cache-control']).toBe('no-store');
 
     const body = first.json();
-    expect(body).toMatchObject({ profile: 'drop', operation: 'upload', bucket: 'tenant-bucket', region: 'eu-west-1', expiresInSeconds: 900, requestId: first.headers['x-request-id'] });
-    expect(body.objects.map((o: Obj) => [o.key, o.method])).toEqual([['drop/alice/a.txt', 'PUT'], ['drop/alice/dir/b.txt', 'PUT']]);
+    expect(body).toMatchObject({
+      profile: 'drop',
+      operation: 'upload',
+      bucket: 'tenant-bucket',
+      region: 'eu-west-1',
+      expiresInSeconds: 900,
+      requestId: first.headers['x-request-id'],
+    });
+    expect(body.objects.map((o: Obj) => [o.key, o.method])).toEqual([
+      ['drop/alice/a.txt', 'PUT'],
+      ['drop/alice/dir/b.txt', 'PUT'],
+    ]);
     const keyIds = new Set<string>();
-    for (const o of [...body.objects, ...second.json().objects, ...concurrent.flatMap((r) => r.json().objects)] as Obj[]) {
+    for (const o of [
+      ...body.objects,
+      ...second.json().objects,
+      ...concurrent.flatMap((r) => r.json().objects),
+    ] as Obj[]) {
       const u = parse(o.url);
       expect(u.host).toBe('s3.eu-west-1.amazonaws.com');
       expect(u.path).toBe(`/tenant-bucket/${o.key}`); // the signature covers this path: the key
@@ -157,7 +198,13 @@ describe('POST /v1/presigned', () => {
     const tooMany = await presign(h, { profile: 'drop', operation: 'upload', keys: ['1', '2', '3', '4', '5', '6'] });
     expect(tooMany.json().code).toBe('CV_TOO_MANY_KEYS');
     expect(assumeInputs(h)).toHaveLength(0);
-    expect(h.audit.records()[0]).toMatchObject({ event: 'credentials.denied', delivery: 'presigned', profile: 'drop', requestedKeys: ['../bob/x.txt'], reason: 'invalid_key' });
+    expect(h.audit.records()[0]).toMatchObject({
+      event: 'credentials.denied',
+      delivery: 'presigned',
+      profile: 'drop',
+      requestedKeys: ['../bob/x.txt'],
+      reason: 'invalid_key',
+    });
   });
 
   it('each profile delivers only its own way: no credentials for a presigned profile, no URLs for a credentials profile', async () => {
@@ -165,8 +212,17 @@ describe('POST /v1/presigned', () => {
     // prefix-wide signing session for a profile whose operator never opted in.
     h = await harness();
     const token = await h.token();
-    const creds = await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${token}` }, payload: { profile: 'capped', operation: 'upload', keys: ['a.bin'] } });
-    const container = await h.app.inject({ method: 'GET', url: '/v1/container-credentials/capped?operation=upload&key=a.bin', headers: { authorization: `Bearer ${token}` } });
+    const creds = await h.app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { profile: 'capped', operation: 'upload', keys: ['a.bin'] },
+    });
+    const container = await h.app.inject({
+      method: 'GET',
+      url: '/v1/container-credentials/capped?operation=upload&key=a.bin',
+      headers: { authorization: `Bearer ${token}` },
+    });
     const urls = await presign(h, { profile: 'uploads', operation: 'upload', keys: ['a.bin'] });
     for (const r of [creds, container, urls]) {
       expect(r.statusCode).toBe(403);
@@ -177,18 +233,30 @@ describe('POST /v1/presigned', () => {
 
   it('with maxObjectBytes, uploads get a POST form whose policy pins the exact key and the size range, never a PUT URL', async () => {
     h = await harness();
-    const res = await presign(h, { profile: 'capped', operation: 'upload', keys: ['a.bin', 'b.bin'], expiresSeconds: 300 });
+    const res = await presign(h, {
+      profile: 'capped',
+      operation: 'upload',
+      keys: ['a.bin', 'b.bin'],
+      expiresSeconds: 300,
+    });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.expiresInSeconds).toBe(300);
     expect(body.objects.map((o: Obj) => o.method)).toEqual(['POST', 'POST']);
     const [form] = body.objects as Obj[];
-    expect(form).toMatchObject({ key: 'capped/alice/a.bin', maxObjectBytes: MAX_BYTES, url: 'https://s3.eu-west-1.amazonaws.com/tenant-bucket' });
+    expect(form).toMatchObject({
+      key: 'capped/alice/a.bin',
+      maxObjectBytes: MAX_BYTES,
+      url: 'https://s3.eu-west-1.amazonaws.com/tenant-bucket',
+    });
     const fields = form!.fields!;
     expect(fields.key).toBe('capped/alice/a.bin');
     expect(fields['X-Amz-Signature']).toMatch(/^[0-9a-f]{64}$/);
     expect(fields['X-Amz-Algorithm']).toBe('AWS4-HMAC-SHA256');
-    const policy = JSON.parse(Buffer.from(fields.Policy!, 'base64').toString('utf8')) as { expiration: string; conditions: unknown[] };
+    const policy = JSON.parse(Buffer.from(fields.Policy!, 'base64').toString('utf8')) as {
+      expiration: string;
+      conditions: unknown[];
+    };
     expect(policy.conditions).toContainEqual({ key: 'capped/alice/a.bin' }); // exact match, not starts-with
     expect(policy.conditions).toContainEqual(['content-length-range', 0, MAX_BYTES]);
     expect(policy.conditions).toContainEqual({ bucket: 'tenant-bucket' });
@@ -201,7 +269,7 @@ describe('POST /v1/presigned', () => {
     expect(download.json().objects[0].method).toBe('GET');
   });
 
-  it("refuses a key ending in ${filename} for a POST form (the SDK would make it a starts-with condition)", async () => {
+  it('refuses a key ending in ${filename} for a POST form (the SDK would make it a starts-with condition)', async () => {
     h = await harness();
     const res = await presign(h, { profile: 'capped', operation: 'upload', keys: ['x${filename}'] });
     expect(res.statusCode).toBe(400);
@@ -226,14 +294,23 @@ describe('POST /v1/presigned', () => {
 
   it('does not cache a failure: a throttled AssumeRole fails that request only', async () => {
     h = await harness();
-    h.sts.on(AssumeRoleCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: { httpStatusCode: 400 } }));
+    h.sts
+      .on(AssumeRoleCommand)
+      .rejectsOnce(
+        Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: { httpStatusCode: 400 } }),
+      );
     const failed = await presign(h, { profile: 'drop', operation: 'upload', keys: ['a'] });
     expect(failed.statusCode).toBe(503);
     expect(failed.json().code).toBe('CV_STS_THROTTLED');
     fakeSts(h);
     const ok = await presign(h, { profile: 'drop', operation: 'upload', keys: ['a'] });
     expect(ok.statusCode).toBe(200);
-    expect(h.audit.records()[0]).toMatchObject({ event: 'credentials.failed', delivery: 'presigned', upstreamCode: 'Throttling', prefix: 'drop/alice/' });
+    expect(h.audit.records()[0]).toMatchObject({
+      event: 'credentials.failed',
+      delivery: 'presigned',
+      upstreamCode: 'Throttling',
+      prefix: 'drop/alice/',
+    });
   });
 
   it('audits one presigned.issued record per request: keys, methods, expiry, the session accessKeyId; never a URL', async () => {
@@ -263,8 +340,19 @@ describe('POST /v1/presigned', () => {
         { key: 'drop/alice/b.txt', method: 'PUT', expiration: first.json().expiration },
       ],
     });
-    expect(records[1]).toMatchObject({ event: 'presigned.issued', accessKeyId, sessionReused: true, sessionRequestId: first.json().requestId, roleSessionName: records[0]!.roleSessionName, urls: [{ key: 'drop/alice/c.txt', method: 'PUT' }] });
-    expect(records[2]).toMatchObject({ event: 'presigned.issued', maxObjectBytes: MAX_BYTES, urls: [{ key: 'capped/alice/d.bin', method: 'POST' }] });
+    expect(records[1]).toMatchObject({
+      event: 'presigned.issued',
+      accessKeyId,
+      sessionReused: true,
+      sessionRequestId: first.json().requestId,
+      roleSessionName: records[0]!.roleSessionName,
+      urls: [{ key: 'drop/alice/c.txt', method: 'PUT' }],
+    });
+    expect(records[2]).toMatchObject({
+      event: 'presigned.issued',
+      maxObjectBytes: MAX_BYTES,
+      urls: [{ key: 'capped/alice/d.bin', method: 'POST' }],
+    });
     expect(String(records[0]!.roleSessionName)).toContain(first.json().requestId.slice(0, 12));
     const lines = [...h.audit.lines, ...h.log.lines].join('\n');
     expect(lines).not.toMatch(/X-Amz-Signature|X-Amz-Security-Token|amazonaws\.com/);
@@ -311,7 +399,15 @@ describe('POST /v1/presigned', () => {
     state.fail = false;
     await new Promise((r) => setTimeout(r, 1200)); // the retry timer writes what is owed
     const owed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(owed).toMatchObject([{ event: 'credentials.failed', errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true, delivery: 'presigned', urls: [{ key: 'drop/alice/a.txt', method: 'PUT' }] }]);
+    expect(owed).toMatchObject([
+      {
+        event: 'credentials.failed',
+        errorCode: 'CV_AUDIT_UNAVAILABLE',
+        withheld: true,
+        delivery: 'presigned',
+        urls: [{ key: 'drop/alice/a.txt', method: 'PUT' }],
+      },
+    ]);
     expect(owed[0]!.accessKeyId).toMatch(/^ASIAPRESIGN/);
   });
 });

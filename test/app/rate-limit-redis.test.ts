@@ -12,10 +12,11 @@ let server: ChildProcess;
 let port = 0;
 const clients: Redis[] = [];
 
-
 beforeAll(async () => {
   port = await freePort();
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
   const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 100 });
   probe.on('error', () => undefined); // refused until the server is up: retried below
   for (let i = 0; i < 50; i += 1) {
@@ -46,7 +47,12 @@ describe('rate limit shared through Redis', () => {
     const a: Harness = await buildHarness({ env, rateLimitRedis: redis() });
     const b: Harness = await buildHarness({ env, rateLimitRedis: redis() });
     const call = async (h: Harness, sub: string) =>
-      h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token({ sub })}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } });
+      h.app.inject({
+        method: 'POST',
+        url: '/v1/credentials',
+        headers: { authorization: `Bearer ${await h.token({ sub })}` },
+        payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+      });
     const sub = `carol-${port}`;
     expect((await call(a, sub)).statusCode).toBe(200);
     expect((await call(b, sub)).statusCode).toBe(200);

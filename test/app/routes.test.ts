@@ -12,14 +12,26 @@ const ciClaims = { sub: 'ci-job', project_path: 'group/app', ref_protected: 'tru
 describe('GET /v1/profiles', () => {
   it('lists only the profiles this token matches, with the prefix it would get', async () => {
     h = await buildHarness();
-    const res = await h.app.inject({ method: 'GET', url: '/v1/profiles', headers: { authorization: `Bearer ${await h.token({ sub: 'alice' })}` } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/profiles',
+      headers: { authorization: `Bearer ${await h.token({ sub: 'alice' })}` },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     const names = res.json().profiles.map((p: { name: string }) => p.name);
     expect(names).toEqual(['uploads', 'kms']);
-    expect(res.json().profiles[0]).toMatchObject({ prefix: 'uploads/alice/', operations: ['upload', 'download'], maxDurationSeconds: 1800 });
+    expect(res.json().profiles[0]).toMatchObject({
+      prefix: 'uploads/alice/',
+      operations: ['upload', 'download'],
+      maxDurationSeconds: 1800,
+    });
 
-    const ci = await h.app.inject({ method: 'GET', url: '/v1/profiles', headers: { authorization: `Bearer ${await h.token(ciClaims)}` } });
+    const ci = await h.app.inject({
+      method: 'GET',
+      url: '/v1/profiles',
+      headers: { authorization: `Bearer ${await h.token(ciClaims)}` },
+    });
     expect(ci.json().profiles.map((p: { name: string }) => p.name)).toEqual(['uploads', 'ci', 'kms']);
     expect(ci.json().profiles[1]).toMatchObject({ prefix: 'ci/group~2Fapp/', maxDurationSeconds: 3600 });
   });
@@ -33,24 +45,39 @@ describe('GET /v1/profiles', () => {
 describe('GET /v1/container-credentials/:profile', () => {
   it('answers the AWS container-credentials shape for the bare token the SDKs send', async () => {
     h = await buildHarness();
-    const res = await h.app.inject({ method: 'GET', url: '/v1/container-credentials/uploads?operation=upload&key=a.txt&key=b.txt', headers: { authorization: await h.token() } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/container-credentials/uploads?operation=upload&key=a.txt&key=b.txt',
+      headers: { authorization: await h.token() },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
     expect(Object.keys(res.json()).sort()).toEqual(['AccessKeyId', 'Expiration', 'SecretAccessKey', 'Token']);
     const policy = JSON.parse(h.sts.commandCalls(AssumeRoleCommand)[0]!.args[0].input.Policy!);
-    expect(policy.Statement[0].Resource).toEqual(['arn:aws:s3:::tenant-bucket/uploads/alice/a.txt', 'arn:aws:s3:::tenant-bucket/uploads/alice/b.txt']);
+    expect(policy.Statement[0].Resource).toEqual([
+      'arn:aws:s3:::tenant-bucket/uploads/alice/a.txt',
+      'arn:aws:s3:::tenant-bucket/uploads/alice/b.txt',
+    ]);
   });
 
   it('accepts Bearer too, and applies the same rules (prefix grants refused here)', async () => {
     h = await buildHarness();
-    const res = await h.app.inject({ method: 'GET', url: '/v1/container-credentials/uploads?operation=upload&prefix=x/', headers: { authorization: `Bearer ${await h.token()}` } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/container-credentials/uploads?operation=upload&prefix=x/',
+      headers: { authorization: `Bearer ${await h.token()}` },
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().code).toBe('CV_PREFIX_FORBIDDEN');
   });
 
   it('400 without key or prefix', async () => {
     h = await buildHarness();
-    const res = await h.app.inject({ method: 'GET', url: '/v1/container-credentials/uploads?operation=upload', headers: { authorization: await h.token() } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/container-credentials/uploads?operation=upload',
+      headers: { authorization: await h.token() },
+    });
     expect(res.statusCode).toBe(400);
   });
 });
@@ -61,7 +88,12 @@ describe('health and readiness', () => {
     h.readiness.set('starting');
     expect((await h.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     expect((await h.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
-    const res = await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token()}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${await h.token()}` },
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    });
     expect(res.statusCode).toBe(503);
     expect(res.json().code).toBe('CV_NOT_READY');
     h.readiness.set('ready');
@@ -72,10 +104,22 @@ describe('health and readiness', () => {
 describe('browser support', () => {
   it('CORS: allow-listed origins only', async () => {
     h = await buildHarness({ env: { CREDVEND_CORS_ORIGINS: 'https://app.example.com' } });
-    const pre = await h.app.inject({ method: 'OPTIONS', url: '/v1/credentials', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    const pre = await h.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/credentials',
+      headers: {
+        origin: 'https://app.example.com',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,content-type',
+      },
+    });
     expect(pre.statusCode).toBe(204);
     expect(pre.headers['access-control-allow-origin']).toBe('https://app.example.com');
-    const evil = await h.app.inject({ method: 'OPTIONS', url: '/v1/credentials', headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' } });
+    const evil = await h.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/credentials',
+      headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' },
+    });
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
   });
 
@@ -91,7 +135,13 @@ describe('browser support', () => {
 describe('rate limit', () => {
   it('limits per verified subject, not per address', async () => {
     h = await buildHarness({ env: { CREDVEND_RATE_LIMIT_MAX: '2', CREDVEND_RATE_LIMIT_WINDOW: '1 minute' } });
-    const call = async (sub: string) => h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token({ sub })}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a'] } });
+    const call = async (sub: string) =>
+      h.app.inject({
+        method: 'POST',
+        url: '/v1/credentials',
+        headers: { authorization: `Bearer ${await h.token({ sub })}` },
+        payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+      });
     expect((await call('alice')).statusCode).toBe(200);
     expect((await call('alice')).statusCode).toBe(200);
     const limited = await call('alice');

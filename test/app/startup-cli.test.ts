@@ -7,13 +7,24 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { callerIdentityReply, containerCredentialsReply, describeKeyReply, startLoopback, type Loopback, type Reply } from './credential-chain-loopback.js';
+import {
+  callerIdentityReply,
+  containerCredentialsReply,
+  describeKeyReply,
+  startLoopback,
+  type Loopback,
+  type Reply,
+} from './credential-chain-loopback.js';
 import { freePort } from '../helpers/net.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 const ACCT = '123456789012';
 const KEY_ARN = `arn:aws:kms:eu-west-1:${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
-const ISSUER = { issuer: 'https://gitlab.example.com', audiences: ['credvend'], jwksUri: 'https://gitlab.example.com/oauth/discovery/keys' };
+const ISSUER = {
+  issuer: 'https://gitlab.example.com',
+  audiences: ['credvend'],
+  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
+};
 
 let dir: string;
 const servers: Loopback[] = [];
@@ -33,7 +44,13 @@ function writeConfig(profiles: Record<string, unknown>): string {
 }
 
 function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { roleArn: `arn:aws:iam::${ACCT}:role/uploads`, bucket: 'tenant-bucket', region: 'eu-west-1', match: { iss: ISSUER.issuer }, ...over };
+  return {
+    roleArn: `arn:aws:iam::${ACCT}:role/uploads`,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    match: { iss: ISSUER.issuer },
+    ...over,
+  };
 }
 
 function baseEnv(configFile: string): Record<string, string> {
@@ -71,7 +88,6 @@ function run(args: string[], env: Record<string, string>): Child {
   };
 }
 
-
 async function loopback(handle: Parameters<typeof startLoopback>[0]): Promise<Loopback> {
   const s = await startLoopback(handle);
   servers.push(s);
@@ -102,12 +118,19 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
     // Prepare: several independent mistakes across profiles and the environment.
     const file = writeConfig({
       'policy-as-role': profile({ roleArn: `arn:aws:iam::${ACCT}:policy/Boundary` }),
-      'bad-policies': profile({ sessionPolicyArns: ['arn:aws:iam::aws:policy/ReadOnlyAccess', `arn:aws:iam::${ACCT}:role/r`] }),
+      'bad-policies': profile({
+        sessionPolicyArns: ['arn:aws:iam::aws:policy/ReadOnlyAccess', `arn:aws:iam::${ACCT}:role/r`],
+      }),
       'bad-kms': profile({ kmsKeyId: 'arn:aws:s3:::bucket' }),
       'bad-bucket': profile({ bucket: 'Not_A_Bucket' }),
     });
     // Act
-    const child = run(['--check-config'], { ...baseEnv(file), CREDVEND_PORT: 'eighty', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_ROLE_ARN: `arn:aws:iam::${ACCT}:role/task` });
+    const child = run(['--check-config'], {
+      ...baseEnv(file),
+      CREDVEND_PORT: 'eighty',
+      AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      AWS_ROLE_ARN: `arn:aws:iam::${ACCT}:role/task`,
+    });
     const code = await child.exited;
     // Assess
     expect(code).toBe(2);
@@ -120,7 +143,8 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
       'profiles.bad-policies.sessionPolicyArns.1: expected an IAM policy ARN, got an IAM role ARN',
       'profiles.bad-kms.kmsKeyId: expected a KMS ARN, got an S3 ARN',
       'profiles.bad-bucket.bucket: must be a valid S3 bucket name',
-    ]) expect(err).toContain(expected);
+    ])
+      expect(err).toContain(expected);
     expect(child.stdout()).not.toContain('configuration OK');
   });
 
@@ -146,7 +170,9 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
     truncateSync(path, 50 * 1024 * 1024); // sparse: nothing written, 50 MB to read
     const child = run(['--check-config'], baseEnv(path));
     expect(await child.exited).toBe(2);
-    expect(child.stderr()).toContain(`${path}: is 52428800 bytes, over the limit of 1 MiB (set by CREDVEND_CONFIG_MAX_BYTES)`);
+    expect(child.stderr()).toContain(
+      `${path}: is 52428800 bytes, over the limit of 1 MiB (set by CREDVEND_CONFIG_MAX_BYTES)`,
+    );
   });
 
   it('writes the whole capped problem list to a pipe before exiting, never a stack overflow (exit 2)', async () => {
@@ -157,7 +183,9 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
     expect(await child.exited).toBe(2);
     expect(child.stderr()).toBe('credvend: invalid configuration (1 problem):\n  - profiles: at most 1000 profiles\n');
 
-    const many = writeConfig(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${i}`, { prefix: `${'x'.repeat(900)}/../` }])));
+    const many = writeConfig(
+      Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`p${i}`, { prefix: `${'x'.repeat(900)}/../` }])),
+    );
     const second = run(['--check-config'], baseEnv(many));
     expect(await second.exited).toBe(2);
     const lines = second.stderr().split('\n');
@@ -167,7 +195,9 @@ describe('credvend --check-config', { timeout: 30_000 }, () => {
   });
 
   it('exits 0 for a good configuration, without AWS credentials or network (offline check)', async () => {
-    const file = writeConfig({ uploads: profile({ kmsKeyId: 'alias/uploads', sessionPolicyArns: ['arn:aws:iam::aws:policy/ReadOnlyAccess'] }) });
+    const file = writeConfig({
+      uploads: profile({ kmsKeyId: 'alias/uploads', sessionPolicyArns: ['arn:aws:iam::aws:policy/ReadOnlyAccess'] }),
+    });
     const child = run(['--check-config'], baseEnv(file));
     expect(await child.exited).toBe(0);
     expect(child.stdout()).toContain('configuration OK (1 issuer(s), 1 profile(s))');
@@ -206,7 +236,9 @@ describe('credvend start-up', { timeout: 30_000 }, () => {
     expect(code).toBe(3);
     const err = child.stderr();
     expect(err).toContain('start-up checks failed: invalid configuration (2 problems)');
-    expect(err).toContain('the service runs on IAM user credentials (a long-lived AKIA… access key, caller arn:aws:iam::123456789012:user/deploy)');
+    expect(err).toContain(
+      'the service runs on IAM user credentials (a long-lived AKIA… access key, caller arn:aws:iam::123456789012:user/deploy)',
+    );
     expect(err).toContain(`profiles.secure.kmsKeyId: key ${KEY_ARN} is Disabled, not Enabled`);
     // The secret key never reaches the output.
     expect(err + child.stdout()).not.toContain('wJalrXUtnFEMI');
@@ -215,7 +247,14 @@ describe('credvend start-up', { timeout: 30_000 }, () => {
 
   it('keeps /readyz at 503 while the checks run, turns ready once they pass, and drains on SIGTERM', async () => {
     // Prepare: ECS container credentials, an assumed-role caller, and a KMS answer held back.
-    const ecs = await loopback(() => containerCredentialsReply({ accessKeyId: 'ASIACLITASK', secretAccessKey: 'cli-secret', sessionToken: 'cli-token', expiration: new Date(Date.now() + 3_600_000) }));
+    const ecs = await loopback(() =>
+      containerCredentialsReply({
+        accessKeyId: 'ASIACLITASK',
+        secretAccessKey: 'cli-secret',
+        sessionToken: 'cli-token',
+        expiration: new Date(Date.now() + 3_600_000),
+      }),
+    );
     const sts = await loopback(() => callerIdentityReply(`arn:aws:sts::${ACCT}:assumed-role/credvend-task/abc`, ACCT));
     let release: (r: Reply) => void = () => undefined;
     const held = new Promise<Reply>((r) => {
@@ -238,11 +277,17 @@ describe('credvend start-up', { timeout: 30_000 }, () => {
     try {
       // Act + Assess: the admin listener is up and says "starting" while DescribeKey is held.
       await until(async () => (kms.requests.length > 0 ? true : undefined), Boolean);
-      const during = await until(() => readyz(adminPort), () => true);
+      const during = await until(
+        () => readyz(adminPort),
+        () => true,
+      );
       expect(during).toEqual({ status: 503, body: JSON.stringify({ status: 'starting' }) });
 
       release(describeKeyReply({ arn: KEY_ARN }));
-      const after = await until(() => readyz(adminPort), (r) => r.status === 200);
+      const after = await until(
+        () => readyz(adminPort),
+        (r) => r.status === 200,
+      );
       expect(JSON.parse(after.body)).toEqual({ status: 'ready' });
       // The STS call was signed with the container credentials from the default chain.
       expect(sts.requests[0]?.headers.authorization).toContain('Credential=ASIACLITASK/');

@@ -23,8 +23,18 @@ const silent = pino({ level: 'silent' }, new Writable({ write: (_c, _e, cb) => c
 function deps(accessKeyId: string) {
   const config = loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () =>
     JSON.stringify({
-      issuers: [{ issuer: 'https://idp.example.com', audiences: ['credvend'], jwksUri: 'https://idp.example.com/jwks' }],
-      profiles: { kms: { roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'secure-bucket', region: 'eu-west-1', kmsKeyId: 'alias/uploads', match: {} } },
+      issuers: [
+        { issuer: 'https://idp.example.com', audiences: ['credvend'], jwksUri: 'https://idp.example.com/jwks' },
+      ],
+      profiles: {
+        kms: {
+          roleArn: `arn:aws:iam::${ACCT}:role/r`,
+          bucket: 'secure-bucket',
+          region: 'eu-west-1',
+          kmsKeyId: 'alias/uploads',
+          match: {},
+        },
+      },
     }),
   );
   const metrics = createMetrics({ version: 'test', defaultMetrics: false });
@@ -33,7 +43,12 @@ function deps(accessKeyId: string) {
     callerIdentity: async () => ({ account: ACCT, arn: `arn:aws:sts::${ACCT}:assumed-role/credvend-task/abc` }),
   };
   const baseCredentials = createBaseCredentials({
-    source: async () => ({ accessKeyId, secretAccessKey: 's', sessionToken: 't', expiration: new Date(Date.now() + 3_600_000) }),
+    source: async () => ({
+      accessKeyId,
+      secretAccessKey: 's',
+      sessionToken: 't',
+      expiration: new Date(Date.now() + 3_600_000),
+    }),
     metrics,
   });
   // DescribeKey is held open until the test releases it: the checks are "in flight" meanwhile.
@@ -63,7 +78,13 @@ describe('/readyz during start-up', () => {
     const d = deps('ASIATASKROLE');
     const { app, readiness } = await admin(d);
     // Act: start the checks (as server.ts does after the admin listener is up).
-    const checks = runStartupChecks({ config: d.config, issuer: d.issuer, baseCredentials: d.baseCredentials, kms: d.kms, logger: silent });
+    const checks = runStartupChecks({
+      config: d.config,
+      issuer: d.issuer,
+      baseCredentials: d.baseCredentials,
+      kms: d.kms,
+      logger: silent,
+    });
     // Assess: not ready while DescribeKey is outstanding, but alive.
     const during = await app.inject({ method: 'GET', url: '/readyz' });
     expect(during.statusCode).toBe(503);
@@ -85,7 +106,13 @@ describe('/readyz during start-up', () => {
   it('stays 503 when the checks fail (a disabled key), never turning ready', async () => {
     const d = deps('ASIATASKROLE');
     const { app, readiness } = await admin(d);
-    const checks = runStartupChecks({ config: d.config, issuer: d.issuer, baseCredentials: d.baseCredentials, kms: d.kms, logger: silent });
+    const checks = runStartupChecks({
+      config: d.config,
+      issuer: d.issuer,
+      baseCredentials: d.baseCredentials,
+      kms: d.kms,
+      logger: silent,
+    });
     d.release({ arn: KEY_ARN, keyState: 'Disabled', keySpec: 'SYMMETRIC_DEFAULT', keyUsage: 'ENCRYPT_DECRYPT' });
     await expect(checks).rejects.toThrow(/is Disabled, not Enabled/);
     readiness.set('failed');
@@ -97,7 +124,13 @@ describe('/readyz during start-up', () => {
   it('stays 503 when the service runs on IAM user keys: a leaked long-lived key would keep working after the task is gone', async () => {
     const d = deps('AKIAIOSFODNN7EXAMPLE');
     const { app } = await admin(d);
-    const checks = runStartupChecks({ config: d.config, issuer: d.issuer, baseCredentials: d.baseCredentials, kms: d.kms, logger: silent });
+    const checks = runStartupChecks({
+      config: d.config,
+      issuer: d.issuer,
+      baseCredentials: d.baseCredentials,
+      kms: d.kms,
+      logger: silent,
+    });
     d.release({ arn: KEY_ARN, keyState: 'Enabled', keySpec: 'SYMMETRIC_DEFAULT', keyUsage: 'ENCRYPT_DECRYPT' });
     await expect(checks).rejects.toThrow(/IAM user credentials/);
     expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
@@ -109,7 +142,12 @@ describe('the API before the checks passed', () => {
     const h = await buildHarness();
     apps.push(h);
     h.readiness.set('starting');
-    const res = await h.app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${await h.token()}` }, payload: { profile: 'uploads', operation: 'upload', keys: ['a.txt'] } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${await h.token()}` },
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a.txt'] },
+    });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ code: 'CV_NOT_READY' });
     expect(h.sts.calls()).toHaveLength(0);

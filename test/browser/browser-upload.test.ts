@@ -11,7 +11,14 @@ import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/cli
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBrowserUpload } from '../../examples/browser-upload/build.mjs';
-import { allowBucketCors, launchChromium, rgwTenant, serveStatic, type Browser, type StaticSite } from '../helpers/browser.js';
+import {
+  allowBucketCors,
+  launchChromium,
+  rgwTenant,
+  serveStatic,
+  type Browser,
+  type StaticSite,
+} from '../helpers/browser.js';
 import {
   BUCKET,
   ensureBuilt,
@@ -70,7 +77,13 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 
 function pageUrl(origin: string, extra: Record<string, string> = {}): string {
-  const q = new URLSearchParams({ credvend: svc.url, profile: 'uploads', s3Endpoint: rgw.endpoint, tenant: rgwTenant(rgw), ...extra });
+  const q = new URLSearchParams({
+    credvend: svc.url,
+    profile: 'uploads',
+    s3Endpoint: rgw.endpoint,
+    tenant: rgwTenant(rgw),
+    ...extra,
+  });
   return `${origin}/index.html?${q.toString()}`;
 }
 
@@ -90,7 +103,11 @@ function localFile(name: string, bytes: Buffer): string {
 }
 
 /** Picks the file, clicks Upload, waits for the outcome; returns the status line and its class. */
-async function upload(page: Page, file: string, opts: { key?: string; writeKey?: string } = {}): Promise<{ kind: string; text: string }> {
+async function upload(
+  page: Page,
+  file: string,
+  opts: { key?: string; writeKey?: string } = {},
+): Promise<{ kind: string; text: string }> {
   await page.setInputFiles('#file', file);
   if (opts.key !== undefined) await page.fill('#key', opts.key);
   if (opts.writeKey !== undefined) {
@@ -141,18 +158,26 @@ describe('browser upload example, in Chromium', () => {
     const head = await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'uploads/alice/big.bin' }));
     expect(head.ETag).toMatch(/-3"$/);
     // credvend was asked twice for the same key, and issued two distinct sessions.
-    const issued = svc.auditRecords().slice(before).filter((a) => a.event === 'credentials.issued');
+    const issued = svc
+      .auditRecords()
+      .slice(before)
+      .filter((a) => a.event === 'credentials.issued');
     expect(issued.map((a) => a.keys)).toEqual([['uploads/alice/big.bin'], ['uploads/alice/big.bin']]);
     expect(new Set(issued.map((a) => a.accessKeyId)).size).toBe(2);
 
     // Download it back with download credentials: the page's checksum and the saved file.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     await page.waitForSelector('#status.ok:has-text("downloaded")');
-    const saved = readFileSync((await download.path()));
+    const saved = readFileSync(await download.path());
     expect(saved.length).toBe(bytes.length);
     expect(sha256(saved)).toBe(sha256(bytes));
     expect(await page.textContent('#download-result')).toContain(sha256(bytes));
-    expect(svc.auditRecords().slice(before).filter((a) => a.event === 'credentials.issued' && a.operation === 'download')).toHaveLength(1);
+    expect(
+      svc
+        .auditRecords()
+        .slice(before)
+        .filter((a) => a.event === 'credentials.issued' && a.operation === 'download'),
+    ).toHaveLength(1);
 
     mkdirSync(join(ROOT, '.tmp/browser'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -161,10 +186,14 @@ describe('browser upload example, in Chromium', () => {
 
   it("a key the grant does not cover: S3's denial is shown, and nothing is written", async () => {
     const page = await openPage();
-    const r = await upload(page, localFile('steal.txt', Buffer.from('not yours')), { writeKey: 'uploads/bob/steal.txt' });
+    const r = await upload(page, localFile('steal.txt', Buffer.from('not yours')), {
+      writeKey: 'uploads/bob/steal.txt',
+    });
     expect(r.kind).toBe('error');
     expect(r.text).toMatch(/^S3 refused the request: AccessDenied \(HTTP 403\)/);
-    await expect(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'uploads/bob/steal.txt' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+    await expect(
+      admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'uploads/bob/steal.txt' })),
+    ).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
     await page.close();
   });
 
@@ -183,7 +212,9 @@ describe('browser upload example, in Chromium', () => {
     const r = await upload(page, localFile('cors.txt', Buffer.from('from a stranger')));
     expect(r.kind).toBe('error');
     expect(r.text).toContain('credvend could not be reached');
-    expect(consoleLines.slice(seen).join('\n')).toMatch(new RegExp(`from origin '${stranger.origin}' has been blocked by CORS policy`));
+    expect(consoleLines.slice(seen).join('\n')).toMatch(
+      new RegExp(`from origin '${stranger.origin}' has been blocked by CORS policy`),
+    );
     // The preflight failed, so the POST was never sent: no decision was made, none audited.
     expect(svc.auditRecords().length).toBe(before);
     await page.close();

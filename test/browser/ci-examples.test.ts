@@ -48,7 +48,11 @@ let artifact: Buffer;
 
 beforeAll(async () => {
   root = tempRoot('cv-ci-');
-  const started = await Promise.allSettled([ensureBuilt(), startRgw(root, [BUCKET]).then((r) => (rgw = r)), startIssuer().then((i) => (issuer = i))]);
+  const started = await Promise.allSettled([
+    ensureBuilt(),
+    startRgw(root, [BUCKET]).then((r) => (rgw = r)),
+    startIssuer().then((i) => (issuer = i)),
+  ]);
   for (const r of started) if (r.status === 'rejected') throw r.reason;
   svc = await startCredvend({ dir: root, rgw, issuer, name: 'svc', profiles: exampleProfiles() });
   admin = s3Client(rgw, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
@@ -68,7 +72,8 @@ function exampleProfiles(): Yaml {
     delete i.discovery;
     i.jwksUri = issuer.jwksUri; // both identity providers sign with the test issuer's keys
   }
-  for (const p of Object.values(file.profiles)) Object.assign(p, { roleArn: rgw.roleArn, bucket: BUCKET, region: rgw.region });
+  for (const p of Object.values(file.profiles))
+    Object.assign(p, { roleArn: rgw.roleArn, bucket: BUCKET, region: rgw.region });
   return file;
 }
 
@@ -80,7 +85,11 @@ function gitlabJob(name: string): { script: string[]; environment: string; idTok
   const job = ci[name] as Yaml;
   const merged = { ...(typeof job.extends === 'string' ? (ci[job.extends] as Yaml) : {}), ...job };
   const idTokens = merged.id_tokens as Record<string, { aud: string }>;
-  return { script: merged.script as string[], environment: String(merged.environment), idTokenAud: idTokens.CREDVEND_ID_TOKEN!.aud };
+  return {
+    script: merged.script as string[],
+    environment: String(merged.environment),
+    idTokenAud: idTokens.CREDVEND_ID_TOKEN!.aud,
+  };
 }
 
 /**
@@ -115,7 +124,11 @@ const PRELUDE = `aws() { command aws --endpoint-url "$S3_ENDPOINT" "$@"; }
 trap 'printf "%s\\n%s\\n" "\${AWS_SECRET_ACCESS_KEY:-}" "\${AWS_SESSION_TOKEN:-}" > "$SEEN"' EXIT
 `;
 
-async function runScript(name: string, lines: string[], env: Record<string, string>): Promise<RunResult & { secrets: string[] }> {
+async function runScript(
+  name: string,
+  lines: string[],
+  env: Record<string, string>,
+): Promise<RunResult & { secrets: string[] }> {
   const dir = join(root, 'jobs', name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'build.tar.gz'), artifact); // the `build` job's artifact
@@ -158,7 +171,9 @@ async function objectBytes(key: string): Promise<Buffer> {
 }
 
 async function absent(key: string): Promise<void> {
-  await expect(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+  await expect(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({
+    $metadata: { httpStatusCode: 404 },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +186,9 @@ describe('GitLab CI example (examples/ci/gitlab-ci.yml)', () => {
     const key = `gitlab/production/my-group~2Fapp/${sha}/build.tar.gz`;
     expect(out.stdout).toContain(`uploading to s3://${BUCKET}/${key}`);
     expect((await objectBytes(key)).equals(artifact)).toBe(true);
-    const rec = await svc.waitForAudit((a) => a.event === 'credentials.issued' && a.profile === 'gitlab-artifacts-production');
+    const rec = await svc.waitForAudit(
+      (a) => a.event === 'credentials.issued' && a.profile === 'gitlab-artifacts-production',
+    );
     expect(rec).toMatchObject({ keys: [key], subject: { sub: 'project_path:my-group/app:ref_type:branch:ref:main' } });
     // The job log shows neither the ID token nor the vended secrets.
     expect(out.secrets).toHaveLength(2);
@@ -185,7 +202,12 @@ describe('GitLab CI example (examples/ci/gitlab-ci.yml)', () => {
     expect(out.stderr).toMatch(/credvend refused: \{.*"code":"CV_PROFILE_FORBIDDEN"/);
     expect(out.secrets).toEqual([]); // no credentials were ever in the job's environment
     await absent(`gitlab/production/my-group~2Fapp/${sha}/build.tar.gz`);
-    await svc.waitForAudit((a) => a.event === 'credentials.denied' && a.profile === 'gitlab-artifacts-production' && a.errorCode === 'CV_PROFILE_FORBIDDEN');
+    await svc.waitForAudit(
+      (a) =>
+        a.event === 'credentials.denied' &&
+        a.profile === 'gitlab-artifacts-production' &&
+        a.errorCode === 'CV_PROFILE_FORBIDDEN',
+    );
   });
 
   it('publish-staging from the same unprotected branch uses the staging profile, under its own prefix', async () => {
@@ -198,8 +220,16 @@ describe('GitLab CI example (examples/ci/gitlab-ci.yml)', () => {
   it("a staging token cannot be used for the production profile (the job's environment decides)", async () => {
     const job = gitlabJob('publish-production');
     // A pipeline that deploys to staging but runs the production job's request.
-    const token = await issuer.sign(gitlabClaims('main', true, 'staging'), { issuer: GITLAB, audience: job.idTokenAud });
-    const out = await runScript('cross-env', job.script, { CREDVEND_URL: svc.url, CREDVEND_ID_TOKEN: token, CI_ENVIRONMENT_NAME: 'production', CI_COMMIT_SHA: newSha() });
+    const token = await issuer.sign(gitlabClaims('main', true, 'staging'), {
+      issuer: GITLAB,
+      audience: job.idTokenAud,
+    });
+    const out = await runScript('cross-env', job.script, {
+      CREDVEND_URL: svc.url,
+      CREDVEND_ID_TOKEN: token,
+      CI_ENVIRONMENT_NAME: 'production',
+      CI_COMMIT_SHA: newSha(),
+    });
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain('CV_PROFILE_FORBIDDEN');
   });
@@ -207,7 +237,9 @@ describe('GitLab CI example (examples/ci/gitlab-ci.yml)', () => {
 
 describe('GitHub Actions example (examples/ci/github-workflow.yml)', () => {
   it('the upload step: ID token from the Actions token service, credentials from credvend, upload with the AWS CLI', async () => {
-    const wf = readYaml('github-workflow.yml') as { jobs: Record<string, { environment: string; steps: { name?: string; run?: string }[] }> };
+    const wf = readYaml('github-workflow.yml') as {
+      jobs: Record<string, { environment: string; steps: { name?: string; run?: string }[] }>;
+    };
     const job = wf.jobs.publish!;
     const step = job.steps.find((s) => s.name === 'Upload with credentials from credvend');
     expect(step?.run).toBeDefined();
@@ -236,7 +268,11 @@ describe('GitHub Actions example (examples/ci/github-workflow.yml)', () => {
         sha,
         event_name: 'push',
       };
-      void issuer.sign(claims, { issuer: GITHUB, audience }).then((value) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 1, value })));
+      void issuer
+        .sign(claims, { issuer: GITHUB, audience })
+        .then((value) =>
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: 1, value })),
+        );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;

@@ -54,7 +54,10 @@ describe('refreshingCredentials', () => {
 
   it('parallel parts asking at once share one request to credvend', async () => {
     const credvend = fakeCredvend();
-    const creds = refreshingCredentials({ url: 'https://cv.test', token: () => 'jwt', fetch: credvend.fetch }, { profile: 'p', operation: 'upload', keys: ['k'] });
+    const creds = refreshingCredentials(
+      { url: 'https://cv.test', token: () => 'jwt', fetch: credvend.fetch },
+      { profile: 'p', operation: 'upload', keys: ['k'] },
+    );
     const ids = await Promise.all([creds.provider(), creds.provider(), creds.provider(), creds.provider()]);
     expect(new Set(ids.map((c) => c.accessKeyId))).toEqual(new Set(['ASIA1']));
     expect(credvend.bodies).toHaveLength(1);
@@ -64,20 +67,41 @@ describe('refreshingCredentials', () => {
 describe('requestGrant', () => {
   it("a refusal becomes a CredvendError carrying credvend's problem+json detail, code and request id", async () => {
     const refuse = (async () =>
-      new Response(JSON.stringify({ type: 'about:blank', title: 'Bad Request', status: 400, detail: 'key 1 has a . or .. segment', code: 'CV_INVALID_KEY', requestId: 'r-1' }), {
-        status: 400,
-        headers: { 'content-type': 'application/problem+json' },
-      })) as typeof fetch;
-    const err = await requestGrant({ url: 'https://cv.test', token: () => 'jwt', fetch: refuse }, { profile: 'p', operation: 'upload', keys: ['../x'] }).catch((e: unknown) => e);
+      new Response(
+        JSON.stringify({
+          type: 'about:blank',
+          title: 'Bad Request',
+          status: 400,
+          detail: 'key 1 has a . or .. segment',
+          code: 'CV_INVALID_KEY',
+          requestId: 'r-1',
+        }),
+        {
+          status: 400,
+          headers: { 'content-type': 'application/problem+json' },
+        },
+      )) as typeof fetch;
+    const err = await requestGrant(
+      { url: 'https://cv.test', token: () => 'jwt', fetch: refuse },
+      { profile: 'p', operation: 'upload', keys: ['../x'] },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CredvendError);
-    expect(err).toMatchObject({ message: 'key 1 has a . or .. segment', status: 400, code: 'CV_INVALID_KEY', requestId: 'r-1' });
+    expect(err).toMatchObject({
+      message: 'key 1 has a . or .. segment',
+      status: 400,
+      code: 'CV_INVALID_KEY',
+      requestId: 'r-1',
+    });
   });
 
   it('an unreachable credvend (or a CORS refusal, which a browser reports the same way) is a CredvendError without a status', async () => {
     const down = (async () => {
       throw new TypeError('Failed to fetch');
     }) as typeof fetch;
-    const err = await requestGrant({ url: 'https://cv.test', token: () => 'jwt', fetch: down }, { profile: 'p', operation: 'upload', keys: ['x'] }).catch((e: unknown) => e);
+    const err = await requestGrant(
+      { url: 'https://cv.test', token: () => 'jwt', fetch: down },
+      { profile: 'p', operation: 'upload', keys: ['x'] },
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'CredvendError', status: undefined, message: expect.stringContaining('CORS') });
   });
 });

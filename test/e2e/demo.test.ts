@@ -12,7 +12,10 @@ describe('npm run demo', () => {
 
   it('node scripts/demo.mjs --once proves an upload and a denied write, cleans up and exits 0', async () => {
     const started = Date.now();
-    const out = await run(process.execPath, [join(ROOT, 'scripts/demo.mjs'), '--once'], { env: cleanEnv(), timeoutMs: 110_000 });
+    const out = await run(process.execPath, [join(ROOT, 'scripts/demo.mjs'), '--once'], {
+      env: cleanEnv(),
+      timeoutMs: 110_000,
+    });
     const text = out.stdout.replace(/\x1b\[[0-9;]*m/g, '');
     expect(out.code, `${text}\n${out.stderr}`).toBe(0);
     expect(text).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/v1\/credentials/);

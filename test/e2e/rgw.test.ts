@@ -57,7 +57,11 @@ beforeAll(async () => {
   root = tempRoot();
   // The build (when stale), RGW and the issuer start side by side: ~5 s instead of ~10 s. Each is
   // assigned as soon as it is up, so afterAll stops it even when another one failed.
-  const started = await Promise.allSettled([ensureBuilt(), startRgw(root).then((r) => (rgw = r)), startIssuer().then((i) => (issuer = i))]);
+  const started = await Promise.allSettled([
+    ensureBuilt(),
+    startRgw(root).then((r) => (rgw = r)),
+    startIssuer().then((i) => (issuer = i)),
+  ]);
   for (const r of started) if (r.status === 'rejected') throw r.reason;
   svc = await startCredvend({ dir: root, rgw, issuer, name: 'svc' });
   admin = s3Client(rgw, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
@@ -92,7 +96,8 @@ async function expectDenied(p: Promise<unknown>, what: string): Promise<void> {
   expect(await failureOf(p), what).toEqual({ name: 'AccessDenied', status: 403 });
 }
 
-const put = (s3: S3Client, Key: string, Body: string | Uint8Array = `body of ${Key}`, Bucket = BUCKET) => s3.send(new PutObjectCommand({ Bucket, Key, Body }));
+const put = (s3: S3Client, Key: string, Body: string | Uint8Array = `body of ${Key}`, Bucket = BUCKET) =>
+  s3.send(new PutObjectCommand({ Bucket, Key, Body }));
 const getText = async (s3: S3Client, Key: string, Bucket = BUCKET): Promise<string> => {
   const out = await s3.send(new GetObjectCommand({ Bucket, Key }));
   return out.Body!.transformToString();
@@ -122,7 +127,12 @@ describe('upload credentials', () => {
 
   it('a multipart upload (11 MiB in 5 MiB parts) to the granted key succeeds', async () => {
     const body = Buffer.alloc(11 * 1024 * 1024, 7);
-    const upload = new Upload({ client: s3, params: { Bucket: BUCKET, Key: full, Body: body }, partSize: 5 * 1024 * 1024, queueSize: 2 });
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket: BUCKET, Key: full, Body: body },
+      partSize: 5 * 1024 * 1024,
+      queueSize: 2,
+    });
     let parts = 0;
     upload.on('httpUploadProgress', (p) => (parts = Math.max(parts, p.part ?? 0)));
     await upload.done();
@@ -139,13 +149,20 @@ describe('upload credentials', () => {
     await expectDenied(put(s3, `uploads/bob/${key}`), "another subject's prefix");
     await expectDenied(put(s3, key), 'the bare key, outside the prefix');
     await expectDenied(put(s3, full, 'x', OTHER_BUCKET), 'same key in another bucket');
-    const mp = new Upload({ client: s3, params: { Bucket: BUCKET, Key: 'uploads/alice/other-multipart.bin', Body: Buffer.alloc(6 * 1024 * 1024) }, partSize: 5 * 1024 * 1024 });
+    const mp = new Upload({
+      client: s3,
+      params: { Bucket: BUCKET, Key: 'uploads/alice/other-multipart.bin', Body: Buffer.alloc(6 * 1024 * 1024) },
+      partSize: 5 * 1024 * 1024,
+    });
     await expectDenied(mp.done(), 'multipart upload to another key');
   });
 
   it('read, list and delete are denied, even on the granted key', async () => {
     await expectDenied(getText(s3, full), 'GetObject');
-    await expectDenied(s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'uploads/alice/' })), 'ListObjectsV2');
+    await expectDenied(
+      s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'uploads/alice/' })),
+      'ListObjectsV2',
+    );
     await expectDenied(s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: full })), 'DeleteObject');
     // Still there: the denied delete did nothing.
     expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: full })))).toBeUndefined();
@@ -202,8 +219,13 @@ describe('keys with IAM wildcards', () => {
     const literal = await failureOf(put(s3, 'uploads/alice/star*.txt'));
     const rgwShape = await failureOf(put(s3, 'uploads/alice/star${*}.txt'));
     const rgwWidened = await failureOf(put(s3, 'uploads/alice/star${x}.txt'));
-    console.info(`e2e: escaped grant "star\${*}.txt" on this server: "star*.txt" ${literal ? 'denied' : 'allowed'}, "star\${*}.txt" ${rgwShape ? 'denied' : 'allowed'}, "star\${x}.txt" ${rgwWidened ? 'denied' : 'allowed'}`);
-    expect(literal === undefined || (rgwShape === undefined && rgwWidened === undefined), 'AWS semantics, or RGW 16 semantics as measured').toBe(true);
+    console.info(
+      `e2e: escaped grant "star\${*}.txt" on this server: "star*.txt" ${literal ? 'denied' : 'allowed'}, "star\${*}.txt" ${rgwShape ? 'denied' : 'allowed'}, "star\${x}.txt" ${rgwWidened ? 'denied' : 'allowed'}`,
+    );
+    expect(
+      literal === undefined || (rgwShape === undefined && rgwWidened === undefined),
+      'AWS semantics, or RGW 16 semantics as measured',
+    ).toBe(true);
   });
 
   it('S3-compatible mode refuses "*", "?" and "$" keys by default: 400 CV_INVALID_KEY', async () => {
@@ -250,9 +272,17 @@ describe('output formats used by real clients', () => {
     const config = join(dir, 'config');
     writeFileSync(config, `[profile vend]\ncredential_process = ${script}\nregion = ${rgw.region}\n`);
 
-    const out = await run(process.execPath, [FIXTURE, rgw.endpoint, BUCKET, 'uploads/alice/process.txt', 'via credential_process'], {
-      env: cleanEnv({ AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'), AWS_PROFILE: 'vend' }),
-    });
+    const out = await run(
+      process.execPath,
+      [FIXTURE, rgw.endpoint, BUCKET, 'uploads/alice/process.txt', 'via credential_process'],
+      {
+        env: cleanEnv({
+          AWS_CONFIG_FILE: config,
+          AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
+          AWS_PROFILE: 'vend',
+        }),
+      },
+    );
     const result = parseFixture(out.stdout);
     expect(result, out.stderr).toMatchObject({ ok: true, credentials: { accessKeyId: r.body?.AccessKeyId } });
     expect(await getText(admin, 'uploads/alice/process.txt')).toBe('via credential_process');
@@ -264,13 +294,27 @@ ${then}`;
 
   it('?format=env: eval "$(curl ...)" in bash, then an SDK client with no other configuration uploads', async () => {
     const body = JSON.stringify({ profile: 'uploads', operation: 'upload', keys: ['from-env.txt'] });
-    const out = await run('bash', ['-c', envScript('exec node "$FIXTURE" "$S3_ENDPOINT" "$CREDVEND_BUCKET" "$CREDVEND_KEY" "via eval"')], {
-      env: cleanEnv({ CV_URL: svc.url, CV_TOKEN: alice, CV_BODY: body, FIXTURE, S3_ENDPOINT: rgw.endpoint, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' }),
-    });
+    const out = await run(
+      'bash',
+      ['-c', envScript('exec node "$FIXTURE" "$S3_ENDPOINT" "$CREDVEND_BUCKET" "$CREDVEND_KEY" "via eval"')],
+      {
+        env: cleanEnv({
+          CV_URL: svc.url,
+          CV_TOKEN: alice,
+          CV_BODY: body,
+          FIXTURE,
+          S3_ENDPOINT: rgw.endpoint,
+          AWS_CONFIG_FILE: '/nonexistent',
+          AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+        }),
+      },
+    );
     const result = parseFixture(out.stdout);
     expect(result, out.stderr).toMatchObject({ ok: true });
     expect(await getText(admin, 'uploads/alice/from-env.txt')).toBe('via eval');
-    await svc.waitForAudit((a) => a.event === 'credentials.issued' && a.accessKeyId === result.credentials?.accessKeyId);
+    await svc.waitForAudit(
+      (a) => a.event === 'credentials.issued' && a.accessKeyId === result.credentials?.accessKeyId,
+    );
   });
 
   it.skipIf(!onPath('aws'))('?format=env with the AWS CLI, as the README prints it', async () => {
@@ -278,10 +322,19 @@ ${then}`;
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'hello.txt'), 'via aws cli');
     const body = JSON.stringify({ profile: 'uploads', operation: 'upload', keys: ['from-cli.txt'] });
-    const cmd = envScript(`AWS_REQUEST_CHECKSUM_CALCULATION=when_required aws --endpoint-url "$S3_ENDPOINT" s3 cp "$DIR/hello.txt" "s3://$CREDVEND_BUCKET/$CREDVEND_KEY"
+    const cmd =
+      envScript(`AWS_REQUEST_CHECKSUM_CALCULATION=when_required aws --endpoint-url "$S3_ENDPOINT" s3 cp "$DIR/hello.txt" "s3://$CREDVEND_BUCKET/$CREDVEND_KEY"
 printf '%s\\n%s\\n' "$AWS_SECRET_ACCESS_KEY" "$AWS_SESSION_TOKEN" > "$DIR/seen"`);
     const out = await run('bash', ['-c', cmd], {
-      env: cleanEnv({ CV_URL: svc.url, CV_TOKEN: alice, CV_BODY: body, DIR: dir, S3_ENDPOINT: rgw.endpoint, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' }),
+      env: cleanEnv({
+        CV_URL: svc.url,
+        CV_TOKEN: alice,
+        CV_BODY: body,
+        DIR: dir,
+        S3_ENDPOINT: rgw.endpoint,
+        AWS_CONFIG_FILE: '/nonexistent',
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      }),
     });
     if (existsSync(join(dir, 'seen'))) remember(...readFileSync(join(dir, 'seen'), 'utf8').split('\n'));
     expect(out.code, out.stderr).toBe(0);
@@ -291,24 +344,34 @@ printf '%s\\n%s\\n' "$AWS_SECRET_ACCESS_KEY" "$AWS_SESSION_TOKEN" > "$DIR/seen"`
 
 describe('container-credentials endpoint', () => {
   it('the SDK default chain uses AWS_CONTAINER_CREDENTIALS_FULL_URI + AWS_CONTAINER_AUTHORIZATION_TOKEN', async () => {
-    const out = await run(process.execPath, [FIXTURE, rgw.endpoint, BUCKET, 'uploads/alice/cc.txt', 'via container credentials'], {
-      env: cleanEnv({
-        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${svc.url}/v1/container-credentials/uploads?operation=upload&key=cc.txt`,
-        AWS_CONTAINER_AUTHORIZATION_TOKEN: alice,
-        AWS_REGION: rgw.region,
-        AWS_CONFIG_FILE: '/nonexistent',
-        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-      }),
-    });
+    const out = await run(
+      process.execPath,
+      [FIXTURE, rgw.endpoint, BUCKET, 'uploads/alice/cc.txt', 'via container credentials'],
+      {
+        env: cleanEnv({
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: `${svc.url}/v1/container-credentials/uploads?operation=upload&key=cc.txt`,
+          AWS_CONTAINER_AUTHORIZATION_TOKEN: alice,
+          AWS_REGION: rgw.region,
+          AWS_CONFIG_FILE: '/nonexistent',
+          AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+        }),
+      },
+    );
     const result = parseFixture(out.stdout);
     expect(result, out.stderr).toMatchObject({ ok: true });
     expect(await getText(admin, 'uploads/alice/cc.txt')).toBe('via container credentials');
-    const record = await svc.waitForAudit((a) => a.event === 'credentials.issued' && a.accessKeyId === result.credentials?.accessKeyId);
+    const record = await svc.waitForAudit(
+      (a) => a.event === 'credentials.issued' && a.accessKeyId === result.credentials?.accessKeyId,
+    );
     expect(record).toMatchObject({ profile: 'uploads', operation: 'upload', keys: ['uploads/alice/cc.txt'] });
 
     // The same credentials are scoped like any other.
     const c = result.credentials!;
-    const s3 = s3Client(rgw, { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) });
+    const s3 = s3Client(rgw, {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+    });
     await expectDenied(put(s3, 'uploads/alice/cc-other.txt'), 'container credentials, other key');
   });
 });
@@ -321,13 +384,19 @@ describe('refusals and failures are answered, audited and never reach AWS', () =
     expect(r.status).toBe(401);
     expect(r.body).toMatchObject({ code: 'CV_TOKEN_INVALID', status: 401, requestId: expect.any(String) });
     const rec = await svc.waitForAudit((a) => a.requestId === r.body?.requestId);
-    expect(rec).toMatchObject({ event: 'credentials.denied', errorCode: 'CV_TOKEN_INVALID', reason: 'unauthenticated' });
+    expect(rec).toMatchObject({
+      event: 'credentials.denied',
+      errorCode: 'CV_TOKEN_INVALID',
+      reason: 'unauthenticated',
+    });
 
     const wrongAud = await issuer.sign({ sub: 'alice' }, { audience: 'another-service' });
     const r2 = await vendRaw(svc, wrongAud, { profile: 'uploads', operation: 'upload', keys: ['x.txt'] });
     expect(r2.status).toBe(401);
     expect(r2.body).toMatchObject({ code: 'CV_TOKEN_INVALID' });
-    expect((await vendRaw(svc, undefined, { profile: 'uploads', operation: 'upload', keys: ['x.txt'] })).body).toMatchObject({ code: 'CV_TOKEN_MISSING' });
+    expect(
+      (await vendRaw(svc, undefined, { profile: 'uploads', operation: 'upload', keys: ['x.txt'] })).body,
+    ).toMatchObject({ code: 'CV_TOKEN_MISSING' });
   });
 
   it("another team's claims on profile team-a: 403, audited; team a itself gets credentials that work", async () => {
@@ -336,10 +405,17 @@ describe('refusals and failures are answered, audited and never reach AWS', () =
     expect(r.status).toBe(403);
     expect(r.body).toMatchObject({ code: 'CV_PROFILE_FORBIDDEN' });
     const rec = await svc.waitForAudit((a) => a.requestId === r.body?.requestId);
-    expect(rec).toMatchObject({ event: 'credentials.denied', profile: 'team-a', errorCode: 'CV_PROFILE_FORBIDDEN', subject: { sub: 'mallory', claims: { team: 'b' } } });
+    expect(rec).toMatchObject({
+      event: 'credentials.denied',
+      profile: 'team-a',
+      errorCode: 'CV_PROFILE_FORBIDDEN',
+      subject: { sub: 'mallory', claims: { team: 'b' } },
+    });
 
     const noClaim = await issuer.sign({ sub: 'nobody' });
-    expect((await vendRaw(svc, noClaim, { profile: 'team-a', operation: 'upload', keys: ['plan.txt'] })).status).toBe(403);
+    expect((await vendRaw(svc, noClaim, { profile: 'team-a', operation: 'upload', keys: ['plan.txt'] })).status).toBe(
+      403,
+    );
 
     const teamA = await issuer.sign({ sub: 'ann', team: 'a' });
     const v = await vend(svc, teamA, { profile: 'team-a', operation: 'upload', keys: ['plan.txt'] });
@@ -384,11 +460,21 @@ describe('refusals and failures are answered, audited and never reach AWS', () =
 
 describe('credential lifetime', () => {
   it('durationSeconds 900 (the minimum) gives an expiration ~900 s after issue; shorter is refused', async () => {
-    const v = await vend(svc, alice, { profile: 'uploads', operation: 'upload', keys: ['ttl.txt'], durationSeconds: 900 });
+    const v = await vend(svc, alice, {
+      profile: 'uploads',
+      operation: 'upload',
+      keys: ['ttl.txt'],
+      durationSeconds: 900,
+    });
     const lifetime = (Date.parse(v.expiration) - v.issuedAt) / 1000;
     expect(lifetime).toBeGreaterThan(900 - 15);
     expect(lifetime).toBeLessThan(900 + 15);
-    const short = await vendRaw(svc, alice, { profile: 'uploads', operation: 'upload', keys: ['ttl.txt'], durationSeconds: 60 });
+    const short = await vendRaw(svc, alice, {
+      profile: 'uploads',
+      operation: 'upload',
+      keys: ['ttl.txt'],
+      durationSeconds: 60,
+    });
     expect(short.status).toBe(400);
     expect(short.body).toMatchObject({ code: 'CV_BAD_REQUEST' });
   });
@@ -397,18 +483,28 @@ describe('credential lifetime', () => {
   // the credentials after expiry means waiting 15 minutes. The tampered-token test below is the
   // cheap real check that S3 validates the session token at all.
   it.skip('expired credentials are refused by S3 (needs 900 s, longer than the suite may wait)', () => {});
-  console.info('e2e: skipped "expired credentials are refused": credential expiry needs 900 s, longer than the suite may wait');
+  console.info(
+    'e2e: skipped "expired credentials are refused": credential expiry needs 900 s, longer than the suite may wait',
+  );
 
   it('a tampered session token is refused by S3 (and the untampered one works)', async () => {
     const v = await vend(svc, alice, { profile: 'uploads', operation: 'upload', keys: ['tamper.txt'] });
     const t = v.sessionToken;
     const flip = (i: number) => t.slice(0, i) + (t[i] === 'A' ? 'B' : 'A') + t.slice(i + 1);
-    for (const [what, token] of [['first character', flip(0)], ['last block', t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA')], ['truncated', t.slice(0, -8)]] as const) {
-      const f = await failureOf(put(s3Client(rgw, { ...credsOf(v), sessionToken: token }), 'uploads/alice/tamper.txt', 'tampered'));
+    for (const [what, token] of [
+      ['first character', flip(0)],
+      ['last block', t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA')],
+      ['truncated', t.slice(0, -8)],
+    ] as const) {
+      const f = await failureOf(
+        put(s3Client(rgw, { ...credsOf(v), sessionToken: token }), 'uploads/alice/tamper.txt', 'tampered'),
+      );
       expect(f, what).toBeDefined();
       expect(f!.status, what).toBeGreaterThanOrEqual(400);
     }
-    expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'uploads/alice/tamper.txt' })))).toMatchObject({ status: 404 });
+    expect(
+      await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'uploads/alice/tamper.txt' }))),
+    ).toMatchObject({ status: 404 });
     await put(s3Client(rgw, credsOf(v)), 'uploads/alice/tamper.txt', 'genuine');
     expect(await getText(admin, 'uploads/alice/tamper.txt')).toBe('genuine');
   });
@@ -428,12 +524,16 @@ describe('credential lifetime', () => {
     for (let i = 0; i < t.length; i += 16) {
       const c = t[i] ?? 'A';
       const token = t.slice(0, i) + B64[(B64.indexOf(c) + 1) % 64] + t.slice(i + 1);
-      const f = await failureOf(put(s3Client(rgw, { ...credsOf(v), sessionToken: token }), 'uploads/bob/escalated.txt', 'x'));
+      const f = await failureOf(
+        put(s3Client(rgw, { ...credsOf(v), sessionToken: token }), 'uploads/bob/escalated.txt', 'x'),
+      );
       if (f) refused += 1;
       else escalations.push(i);
     }
     if (escalations.length > 0) {
-      console.warn(`e2e: RGW accepted ${escalations.length} tampered session token(s) that shed the session policy (wrote another subject's key); flipped positions ${escalations.join(',')} of ${t.length}. On RGW, scope the ROLE itself.`);
+      console.warn(
+        `e2e: RGW accepted ${escalations.length} tampered session token(s) that shed the session policy (wrote another subject's key); flipped positions ${escalations.join(',')} of ${t.length}. On RGW, scope the ROLE itself.`,
+      );
       await admin.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'uploads/bob/escalated.txt' }));
     } else {
       console.info('e2e: RGW refused every tampered session token tried');
@@ -452,13 +552,24 @@ describe('presigned mode', () => {
     fields?: Record<string, string>;
   }
 
-  async function presign(body: Record<string, unknown>, token = alice): Promise<{ requestId: string; objects: PresignedObject[] }> {
-    const res = await fetch(`${svc.url}/v1/presigned`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+  async function presign(
+    body: Record<string, unknown>,
+    token = alice,
+  ): Promise<{ requestId: string; objects: PresignedObject[] }> {
+    const res = await fetch(`${svc.url}/v1/presigned`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
     const text = await res.text();
     expect(res.status, text).toBe(200);
     const parsed = JSON.parse(text) as { requestId: string; objects: PresignedObject[] };
     // The session token rides in every URL and form by design: it must still never be logged.
-    for (const o of parsed.objects) remember(new URL(o.url).searchParams.get('X-Amz-Security-Token') ?? undefined, o.fields?.['X-Amz-Security-Token']);
+    for (const o of parsed.objects)
+      remember(
+        new URL(o.url).searchParams.get('X-Amz-Security-Token') ?? undefined,
+        o.fields?.['X-Amz-Security-Token'],
+      );
     return parsed;
   }
 
@@ -471,7 +582,11 @@ describe('presigned mode', () => {
 
   const accessKeyOf = (url: string) => (new URL(url).searchParams.get('X-Amz-Credential') ?? '').split('/')[0];
 
-  async function postForm(form: PresignedObject, bytes: number, fieldOverrides: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  async function postForm(
+    form: PresignedObject,
+    bytes: number,
+    fieldOverrides: Record<string, string> = {},
+  ): Promise<{ status: number; text: string }> {
     const data = new FormData();
     for (const [k, v] of Object.entries({ ...form.fields, ...fieldOverrides })) data.append(k, v);
     data.append('file', new Blob([Buffer.alloc(bytes, 0x61)]), 'upload.bin');
@@ -480,7 +595,11 @@ describe('presigned mode', () => {
   }
 
   it('a PUT URL uploads exactly its key; its signature on any other key is refused by RGW (403)', async () => {
-    const { requestId, objects } = await presign({ profile: 'drop', operation: 'upload', keys: ['one.txt', 'two.txt'] });
+    const { requestId, objects } = await presign({
+      profile: 'drop',
+      operation: 'upload',
+      keys: ['one.txt', 'two.txt'],
+    });
     const [one] = objects;
     expect(one!.method).toBe('PUT');
     const ok = await fetch(one!.url, { method: 'PUT', body: 'first' });
@@ -490,9 +609,19 @@ describe('presigned mode', () => {
       const res = await fetch(retarget(one!.url, other), { method: 'PUT', body: 'forged' });
       expect(res.status, `${other}: ${await res.text()}`).toBe(403);
     }
-    expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'drop/alice/two.txt' })))).toMatchObject({ status: 404 });
+    expect(
+      await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'drop/alice/two.txt' }))),
+    ).toMatchObject({ status: 404 });
     const record = await svc.waitForAudit((r) => r.requestId === requestId);
-    expect(record).toMatchObject({ event: 'presigned.issued', delivery: 'presigned', accessKeyId: accessKeyOf(one!.url), urls: [{ key: 'drop/alice/one.txt', method: 'PUT' }, { key: 'drop/alice/two.txt', method: 'PUT' }] });
+    expect(record).toMatchObject({
+      event: 'presigned.issued',
+      delivery: 'presigned',
+      accessKeyId: accessKeyOf(one!.url),
+      urls: [
+        { key: 'drop/alice/one.txt', method: 'PUT' },
+        { key: 'drop/alice/two.txt', method: 'PUT' },
+      ],
+    });
   });
 
   it('a GET URL downloads its key; edited to another key it is refused', async () => {
@@ -513,7 +642,10 @@ describe('presigned mode', () => {
     const b = await presign({ profile: 'drop', operation: 'upload', keys: ['r2.txt'] });
     expect(accessKeyOf(b.objects[0]!.url)).toBe(accessKeyOf(a.objects[0]!.url));
     expect(await svc.waitForAudit((r) => r.requestId === b.requestId)).toMatchObject({ sessionReused: true });
-    const bob = await presign({ profile: 'drop', operation: 'upload', keys: ['r1.txt'] }, await issuer.sign({ sub: 'bob' }));
+    const bob = await presign(
+      { profile: 'drop', operation: 'upload', keys: ['r1.txt'] },
+      await issuer.sign({ sub: 'bob' }),
+    );
     expect(accessKeyOf(bob.objects[0]!.url)).not.toBe(accessKeyOf(a.objects[0]!.url));
     expect((await fetch(b.objects[0]!.url, { method: 'PUT', body: 'two' })).status).toBe(200);
   });
@@ -524,7 +656,10 @@ describe('presigned mode', () => {
   const rgwPostUrl = (url: string) => url.replace(`/${BUCKET}`, `/${rgw.roleArn.split(':')[4]}:${BUCKET}`);
 
   function policyOf(fields: Record<string, string>): { expiration: string; conditions: unknown[] } {
-    return JSON.parse(Buffer.from(fields.Policy!, 'base64').toString('utf8')) as { expiration: string; conditions: unknown[] };
+    return JSON.parse(Buffer.from(fields.Policy!, 'base64').toString('utf8')) as {
+      expiration: string;
+      conditions: unknown[];
+    };
   }
 
   it('RGW checks a session-signed form: edited to another key, a forged signature or a widened policy is refused (403)', async () => {
@@ -538,7 +673,9 @@ describe('presigned mode', () => {
     expect(forgedSignature.status).toBe(403);
     const wider = Buffer.from(JSON.stringify({ ...policyOf(form.fields!), conditions: [] })).toString('base64');
     expect((await postForm(form, 10, { Policy: wider })).status).toBe(403);
-    expect(await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'capped/alice/other.bin' })))).toMatchObject({ status: 404 });
+    expect(
+      await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'capped/alice/other.bin' }))),
+    ).toMatchObject({ status: 404 });
   });
 
   it("the form has the SDK's own createPresignedPost shape, and RGW refuses an oversized file sent with that shape (signed with static keys)", async () => {
@@ -546,14 +683,23 @@ describe('presigned mode', () => {
     // the characterisation below): the cap is proven here on the same form shape, field by field.
     const { objects } = await presign({ profile: 'capped', operation: 'upload', keys: ['shape.bin'] });
     const ours = objects[0]!.fields!;
-    const sdk = await createPresignedPost(admin, { Bucket: BUCKET, Key: 'capped/alice/shape.bin', Conditions: [['content-length-range', 0, 1024]], Expires: 900 });
+    const sdk = await createPresignedPost(admin, {
+      Bucket: BUCKET,
+      Key: 'capped/alice/shape.bin',
+      Conditions: [['content-length-range', 0, 1024]],
+      Expires: 900,
+    });
     const { 'X-Amz-Security-Token': token, ...oursWithoutToken } = ours;
     expect(token).toBeTruthy();
     expect(Object.keys(oursWithoutToken).sort()).toEqual(Object.keys(sdk.fields).sort());
     expect(oursWithoutToken.key).toBe(sdk.fields.key);
     expect(oursWithoutToken.bucket).toBe(sdk.fields.bucket);
     const variable = new Set(['X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Security-Token']);
-    const stable = (conds: unknown[]) => conds.filter((c) => !(typeof c === 'object' && c !== null && !Array.isArray(c) && Object.keys(c).some((k) => variable.has(k))));
+    const stable = (conds: unknown[]) =>
+      conds.filter(
+        (c) =>
+          !(typeof c === 'object' && c !== null && !Array.isArray(c) && Object.keys(c).some((k) => variable.has(k))),
+      );
     expect(stable(policyOf(ours).conditions)).toEqual(stable(policyOf(sdk.fields).conditions));
     expect(policyOf(ours).conditions).toContainEqual({ 'X-Amz-Security-Token': token });
     const sdkForm = { key: 'capped/alice/shape.bin', method: 'POST', url: rgwPostUrl(sdk.url), fields: sdk.fields };
@@ -569,17 +715,28 @@ describe('presigned mode', () => {
     const [inCap, tooBig] = objects.map((o) => ({ ...o, url: rgwPostUrl(o.url) }));
     const ok = await postForm(inCap!, 100);
     const big = await postForm(tooBig!, 2048);
-    const stored = async (key: string) => (await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })))) === undefined;
+    const stored = async (key: string) =>
+      (await failureOf(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })))) === undefined;
     // Measured on RGW 16.2.15: both 204 and neither object exists; AWS S3 stores the first and
     // answers 400 EntityTooLarge to the second.
-    console.info(`RGW: session-signed POST in cap -> ${ok.status}, stored: ${await stored(inCap!.key)}; oversized -> ${big.status}, stored: ${await stored(tooBig!.key)}`);
+    console.info(
+      `RGW: session-signed POST in cap -> ${ok.status}, stored: ${await stored(inCap!.key)}; oversized -> ${big.status}, stored: ${await stored(tooBig!.key)}`,
+    );
     expect([204, 400]).toContain(big.status);
   });
 });
 
 describe('graceful shutdown', () => {
   it('SIGTERM while a request is in flight: the request completes, new ones are refused, exit 0', async () => {
-    const target = second ?? (second = await startCredvend({ dir: root, rgw, issuer, name: 'escape', env: { CREDVEND_WILDCARD_KEYS: 'escape' } }));
+    const target =
+      second ??
+      (second = await startCredvend({
+        dir: root,
+        rgw,
+        issuer,
+        name: 'escape',
+        env: { CREDVEND_WILDCARD_KEYS: 'escape' },
+      }));
     // A key id the service has not seen makes it fetch the JWKS; the issuer holds that response,
     // which keeps the request in flight for as long as the test needs.
     const kid = await issuer.addKey();
@@ -592,15 +749,28 @@ describe('graceful shutdown', () => {
     await gate.requested;
     target.process.kill('SIGTERM');
     await sleep(300);
-    const during = await fetch(`${target.adminUrl}/readyz`).then((r) => r.status, () => 0);
-    const fresh = await fetch(`${target.url}/healthz`).then((r) => r.status, () => 0);
+    const during = await fetch(`${target.adminUrl}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    const fresh = await fetch(`${target.url}/healthz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     gate.release();
     const r = await pending;
     expect(r.status, r.text).toBe(200);
     expect(during, '/readyz while draining').toBe(503);
     expect(fresh, 'a new request while draining').not.toBe(200);
     expect(await target.exited).toBe(0);
-    await put(s3Client(rgw, credsOf(r.body as unknown as { accessKeyId: string; secretAccessKey: string; sessionToken: string })), 'uploads/carol/drain.txt', 'drained');
+    await put(
+      s3Client(
+        rgw,
+        credsOf(r.body as unknown as { accessKeyId: string; secretAccessKey: string; sessionToken: string }),
+      ),
+      'uploads/carol/drain.txt',
+      'drained',
+    );
   });
 });
 
@@ -608,7 +778,9 @@ describe('secrets', () => {
   it('no JWT, secret key or session token appears in stdout, stderr or the audit log of any instance', async () => {
     // Stopped first: pino buffers stdout, and everything must be on disk before the scan.
     await Promise.all([svc.stop(), second?.stop()]);
-    const files = [svc, second].filter((s): s is Credvend => s !== undefined).flatMap((s) => [s.stdoutFile, s.stderrFile, s.auditFile]);
+    const files = [svc, second]
+      .filter((s): s is Credvend => s !== undefined)
+      .flatMap((s) => [s.stdoutFile, s.stderrFile, s.auditFile]);
     expect(files.filter(existsSync).length).toBeGreaterThanOrEqual(4);
     expect(secrets.size, 'secrets recorded by the suite').toBeGreaterThan(20);
     expect(findSecrets(files)).toEqual([]);

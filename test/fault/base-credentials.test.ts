@@ -32,26 +32,51 @@ afterAll(async () => {
 const readyz = async () => (await adminGet(svc, '/readyz')).status;
 
 describe('base credentials and readiness', () => {
-  it.each<ContainerMode>(['expired', 'hang'])('container endpoint %s: /readyz 503 and CV_BASE_CREDENTIALS_UNAVAILABLE until it recovers', async (mode) => {
-    expect(await readyz()).toBe(200);
-    rig.container.setMode(mode);
-    const noticed = await waitFor(async () => (await readyz()) === 503, NOTICE_MS, 200);
-    figure(`container ${mode}: /readyz 503 after (ms)`, noticed ?? `not within ${NOTICE_MS}`);
-    expect(noticed).toBeDefined();
+  it.each<ContainerMode>(['expired', 'hang'])(
+    'container endpoint %s: /readyz 503 and CV_BASE_CREDENTIALS_UNAVAILABLE until it recovers',
+    async (mode) => {
+      expect(await readyz()).toBe(200);
+      rig.container.setMode(mode);
+      const noticed = await waitFor(async () => (await readyz()) === 503, NOTICE_MS, 200);
+      figure(`container ${mode}: /readyz 503 after (ms)`, noticed ?? `not within ${NOTICE_MS}`);
+      expect(noticed).toBeDefined();
 
-    const callsBefore = rig.container.calls();
-    const outcomes = await startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: 8, maxRequests: 400, maxDurationMs: 2_000, timeoutMs: 5_000 }).done;
-    const fetches = rig.container.calls() - callsBefore;
-    figure(`container ${mode}: answers while unavailable`, `${tally(outcomes, describeOutcome)}; endpoint fetched ${fetches} times for ${outcomes.length} requests; signed with expired keys ${rig.sts.signedWithExpiredKeys()}`);
-    expect(outcomes.flatMap((o) => contractViolations(o, new Set(['CV_BASE_CREDENTIALS_UNAVAILABLE'])))).toEqual([]);
-    expect(rig.sts.signedWithExpiredKeys()).toBe(0);
-    expect(fetches).toBeLessThanOrEqual(Math.max(5, outcomes.length / 10)); // single flight with backoff, not once per request
+      const callsBefore = rig.container.calls();
+      const outcomes = await startLoad({
+        url: svc.url,
+        token: rig.token,
+        body: CREDENTIAL_REQUEST,
+        concurrency: 8,
+        maxRequests: 400,
+        maxDurationMs: 2_000,
+        timeoutMs: 5_000,
+      }).done;
+      const fetches = rig.container.calls() - callsBefore;
+      figure(
+        `container ${mode}: answers while unavailable`,
+        `${tally(outcomes, describeOutcome)}; endpoint fetched ${fetches} times for ${outcomes.length} requests; signed with expired keys ${rig.sts.signedWithExpiredKeys()}`,
+      );
+      expect(outcomes.flatMap((o) => contractViolations(o, new Set(['CV_BASE_CREDENTIALS_UNAVAILABLE'])))).toEqual([]);
+      expect(rig.sts.signedWithExpiredKeys()).toBe(0);
+      expect(fetches).toBeLessThanOrEqual(Math.max(5, outcomes.length / 10)); // single flight with backoff, not once per request
 
-    rig.container.setMode('healthy');
-    const recovered = await waitFor(async () => (await readyz()) === 200, RECOVER_MS, 200);
-    const next = await startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: 4, maxRequests: 20, maxDurationMs: 5_000, timeoutMs: 5_000 }).done;
-    figure(`container ${mode} -> healthy: /readyz 200 after (ms)`, `${recovered ?? `not within ${RECOVER_MS}`}; then ${tally(next, describeOutcome)}`);
-    expect(recovered).toBeDefined();
-    expect(next.every((o) => o.status === 200)).toBe(true);
-  });
+      rig.container.setMode('healthy');
+      const recovered = await waitFor(async () => (await readyz()) === 200, RECOVER_MS, 200);
+      const next = await startLoad({
+        url: svc.url,
+        token: rig.token,
+        body: CREDENTIAL_REQUEST,
+        concurrency: 4,
+        maxRequests: 20,
+        maxDurationMs: 5_000,
+        timeoutMs: 5_000,
+      }).done;
+      figure(
+        `container ${mode} -> healthy: /readyz 200 after (ms)`,
+        `${recovered ?? `not within ${RECOVER_MS}`}; then ${tally(next, describeOutcome)}`,
+      );
+      expect(recovered).toBeDefined();
+      expect(next.every((o) => o.status === 200)).toBe(true);
+    },
+  );
 });

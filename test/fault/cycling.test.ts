@@ -42,7 +42,12 @@ interface Phase {
 }
 
 const stsPhase = (sts: StsMode, expect: string[]): Phase => ({ sts, container: 'healthy', ms: 2_500, expect });
-const containerPhase = (container: ContainerMode): Phase => ({ sts: 'ok', container, ms: 3_000, expect: ['200', 'CV_BASE_CREDENTIALS_UNAVAILABLE'] });
+const containerPhase = (container: ContainerMode): Phase => ({
+  sts: 'ok',
+  container,
+  ms: 3_000,
+  expect: ['200', 'CV_BASE_CREDENTIALS_UNAVAILABLE'],
+});
 const STS_PHASES: Phase[] = [
   stsPhase('ok', ['200']),
   stsPhase('latency', ['200']),
@@ -81,14 +86,23 @@ beforeAll(async () => {
   rig.sts.setMode('ok', { latencyMs: 50, slowMs: 2_000, oversizedBytes: 5 * 1024 * 1024 });
 
   const t0 = Date.now();
-  const load = startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: CONCURRENCY, maxRequests: MAX_REQUESTS, maxDurationMs: MAX_RUN_MS + 5_000, timeoutMs: DEADLINE_MS + 2_000 });
+  const load = startLoad({
+    url: svc.url,
+    token: rig.token,
+    body: CREDENTIAL_REQUEST,
+    concurrency: CONCURRENCY,
+    maxRequests: MAX_REQUESTS,
+    maxDurationMs: MAX_RUN_MS + 5_000,
+    timeoutMs: DEADLINE_MS + 2_000,
+  });
   const runPhase = async (phase: Phase) => {
     rig.sts.setMode(phase.sts);
     rig.container.setMode(phase.container);
     const from = Date.now();
     // A phase lasts until the service has met its fault (asked the faulty upstream) at least once.
     const containerFault = phase.container !== 'healthy';
-    const asked = () => (containerFault ? rig.container.callsByMode()[phase.container] : rig.sts.callsByMode()[phase.sts]) ?? 0;
+    const asked = () =>
+      (containerFault ? rig.container.callsByMode()[phase.container] : rig.sts.callsByMode()[phase.sts]) ?? 0;
     const before = asked();
     await sleep(phase.ms);
     await waitFor(() => asked() > before, (containerFault ? CONTAINER_PHASE_MAX_MS : BASE_BACKOFF_CARRY_MS) - phase.ms);
@@ -98,17 +112,24 @@ beforeAll(async () => {
   // request count is not reached yet, more rounds of the fast faults, then a final hang.
   for (const phase of [...CONTAINER_PHASES, ...STS_PHASES]) await runPhase(phase);
   const fast = STS_PHASES.filter((p) => p.sts !== 'slow' && p.sts !== 'hang');
-  for (let i = 0; load.outcomes.length < MIN_REQUESTS && Date.now() - t0 < MAX_RUN_MS - 5_000; i += 1) await runPhase(fast[i % fast.length]!);
+  for (let i = 0; load.outcomes.length < MIN_REQUESTS && Date.now() - t0 < MAX_RUN_MS - 5_000; i += 1)
+    await runPhase(fast[i % fast.length]!);
   if (ran.at(-1)?.sts !== 'hang') await runPhase(STS_PHASES.at(-1)!);
   load.stop();
   outcomes = await load.done;
-  figure('cycle', `${outcomes.length} requests in ${((Date.now() - t0) / 1000).toFixed(1)} s over ${ran.length} phases; ${tally(outcomes, describeOutcome)}`);
+  figure(
+    'cycle',
+    `${outcomes.length} requests in ${((Date.now() - t0) / 1000).toFixed(1)} s over ${ran.length} phases; ${tally(outcomes, describeOutcome)}`,
+  );
   figure('sts stub calls by mode', JSON.stringify(rig.sts.callsByMode()));
   figure('container endpoint calls by mode', JSON.stringify(rig.container.callsByMode()));
   figure('requests signed with expired base keys', rig.sts.signedWithExpiredKeys());
   const healthyAgain = Math.max(...ran.filter((p) => p.container !== 'healthy').map((p) => p.to));
   const firstOk = outcomes.filter((o) => o.status === 200 && o.start >= healthyAgain).map((o) => o.end);
-  figure('container endpoint healthy again -> first 200 (ms)', firstOk.length ? Math.min(...firstOk) - healthyAgain : 'never');
+  figure(
+    'container endpoint healthy again -> first 200 (ms)',
+    firstOk.length ? Math.min(...firstOk) - healthyAgain : 'never',
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -130,29 +151,53 @@ function allowedFor(o: Outcome): Set<string> {
 
 describe('fault cycling: STS and base-credential faults under load', () => {
   it(`sends at least ${MIN_REQUESTS} requests, each answered with credentials or a mapped 5xx problem+json without SDK text`, () => {
-    const bad = outcomes.map((o) => contractViolations(o)).filter((v) => v.length > 0).map((v) => v.join('; '));
-    figure('contract violations', `${bad.length}${bad.length ? ` (${tally(bad, (b) => b.replace(/\d+ ms/, 'N ms'))})` : ''}`);
+    const bad = outcomes
+      .map((o) => contractViolations(o))
+      .filter((v) => v.length > 0)
+      .map((v) => v.join('; '));
+    figure(
+      'contract violations',
+      `${bad.length}${bad.length ? ` (${tally(bad, (b) => b.replace(/\d+ ms/, 'N ms'))})` : ''}`,
+    );
     expect(outcomes.length).toBeGreaterThanOrEqual(MIN_REQUESTS);
     expect(bad.slice(0, 10)).toEqual([]);
     // Every fault was met by the service, not only switched on in the stub.
     const [sts, container] = [rig.sts.callsByMode(), rig.container.callsByMode()];
-    expect([...STS_PHASES.map((p) => `sts ${p.sts}`).filter((m) => !sts[m.slice(4)]), ...CONTAINER_PHASES.map((p) => `container ${p.container}`).filter((m) => !container[m.slice(10)])]).toEqual([]);
+    expect([
+      ...STS_PHASES.map((p) => `sts ${p.sts}`).filter((m) => !sts[m.slice(4)]),
+      ...CONTAINER_PHASES.map((p) => `container ${p.container}`).filter((m) => !container[m.slice(10)]),
+    ]).toEqual([]);
   });
 
   it('answers each fault with its own code (reset is CV_STS_UNAVAILABLE, a hang CV_STS_TIMEOUT, ...)', () => {
-    const wrong = outcomes.filter((o) => o.status !== 0 && !allowedFor(o).has(o.status === 200 ? '200' : (o.code ?? '?')));
+    const wrong = outcomes.filter(
+      (o) => o.status !== 0 && !allowedFor(o).has(o.status === 200 ? '200' : (o.code ?? '?')),
+    );
     for (const p of ran) {
       const inside = outcomes.filter((o) => o.start >= p.from && o.end <= p.to);
-      figure(`phase sts=${p.sts} container=${p.container}`, `${inside.length} requests: ${tally(inside, describeOutcome)}`);
+      figure(
+        `phase sts=${p.sts} container=${p.container}`,
+        `${inside.length} requests: ${tally(inside, describeOutcome)}`,
+      );
     }
-    expect(wrong.slice(0, 10).map((o) => `${describeOutcome(o)} at +${o.start - (ran[0]?.from ?? 0)} ms (allowed ${[...allowedFor(o)].join('|')})`)).toEqual([]);
+    expect(
+      wrong
+        .slice(0, 10)
+        .map(
+          (o) =>
+            `${describeOutcome(o)} at +${o.start - (ran[0]?.from ?? 0)} ms (allowed ${[...allowedFor(o)].join('|')})`,
+        ),
+    ).toEqual([]);
   });
 
   it(`answers every request within its deadline (${DEADLINE_MS} ms = base credentials ${BASE_CREDENTIALS_TIMEOUT_MS} + ${ATTEMPTS} x ${TIMEOUT_MS} + backoff ${BACKOFF_ALLOWANCE_MS} + slack ${SLACK_MS})`, () => {
     const ms = outcomes.map((o) => o.end - o.start);
     figure('latency p50 / p99 / max (ms)', `${percentile(ms, 50)} / ${percentile(ms, 99)} / ${Math.max(...ms)}`);
     const late = outcomes.filter((o) => o.end - o.start > DEADLINE_MS || o.status === 0);
-    figure('requests past the deadline or unanswered', `${late.length}${late.length ? ` (${tally(late, describeOutcome)})` : ''}`);
+    figure(
+      'requests past the deadline or unanswered',
+      `${late.length}${late.length ? ` (${tally(late, describeOutcome)})` : ''}`,
+    );
     expect(late.length).toBe(0);
   });
 
@@ -173,10 +218,21 @@ describe('fault cycling: STS and base-credential faults under load', () => {
     rig.sts.setMode('ok');
     rig.container.setMode('healthy');
     const t0 = Date.now();
-    recovery = await startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: 20, maxRequests: 200, maxDurationMs: 30_000, timeoutMs: DEADLINE_MS + 2_000 }).done;
+    recovery = await startLoad({
+      url: svc.url,
+      token: rig.token,
+      body: CREDENTIAL_REQUEST,
+      concurrency: 20,
+      maxRequests: 200,
+      maxDurationMs: 30_000,
+      timeoutMs: DEADLINE_MS + 2_000,
+    }).done;
     const ok = recovery.filter((o) => o.status === 200).length;
     const ms = recovery.map((o) => o.end - o.start);
-    figure('recovery', `${ok}/${recovery.length} succeeded in ${Date.now() - t0} ms (latency p50 ${percentile(ms, 50)} ms, max ${Math.max(...ms)} ms); ${tally(recovery, describeOutcome)}`);
+    figure(
+      'recovery',
+      `${ok}/${recovery.length} succeeded in ${Date.now() - t0} ms (latency p50 ${percentile(ms, 50)} ms, max ${Math.max(...ms)} ms); ${tally(recovery, describeOutcome)}`,
+    );
     expect(ok).toBe(200);
   });
 
@@ -189,15 +245,29 @@ describe('fault cycling: STS and base-credential faults under load', () => {
     const repeated = [...decisions.values()].filter((d) => d.length > 1);
     const issued = new Set(records.filter((r) => r.event === 'credentials.issued').map((r) => r.accessKeyId));
     const unaudited = answered.filter((o) => o.status === 200 && !issued.has(o.accessKeyId));
-    figure('audit', `${answered.length} answered, ${decisions.size} decisions recorded, ${missing.length} missing, ${repeated.length} recorded more than once, ${unaudited.length} credentials without an issued record, ${partial} partial lines`);
+    figure(
+      'audit',
+      `${answered.length} answered, ${decisions.size} decisions recorded, ${missing.length} missing, ${repeated.length} recorded more than once, ${unaudited.length} credentials without an issued record, ${partial} partial lines`,
+    );
     expect(answered.every((o) => typeof o.requestId === 'string')).toBe(true);
-    expect({ missing: missing.length, repeated: repeated.length, unaudited: unaudited.length, partial }).toEqual({ missing: 0, repeated: 0, unaudited: 0, partial: 0 });
+    expect({ missing: missing.length, repeated: repeated.length, unaudited: unaudited.length, partial }).toEqual({
+      missing: 0,
+      repeated: 0,
+      unaudited: 0,
+      partial: 0,
+    });
     expect(decisions.size).toBeLessThanOrEqual(all.length);
   });
 
   it('never writes a secret to stdout, stderr or the audit file', () => {
     // The markers the scan looks for are really in what callers received.
-    expect([...outcomes, ...recovery].filter((o) => o.status === 200).every((o) => o.secretAccessKey?.startsWith(SECRET_MARKERS[0]) && o.sessionToken?.startsWith(SECRET_MARKERS[1]))).toBe(true);
+    expect(
+      [...outcomes, ...recovery]
+        .filter((o) => o.status === 200)
+        .every(
+          (o) => o.secretAccessKey?.startsWith(SECRET_MARKERS[0]) && o.sessionToken?.startsWith(SECRET_MARKERS[1]),
+        ),
+    ).toBe(true);
     rememberSample([...outcomes, ...recovery]);
     expect(leakedSecrets(svc)).toEqual([]);
   });

@@ -43,7 +43,12 @@ export type ToClient = { kind: 'start'; spec: LoadSpec } | { kind: 'stop' };
 export type FromClient = { kind: 'outcomes'; outcomes: Outcome[] };
 
 /** One POST /v1/credentials; never throws. */
-export async function requestCredentials(url: string, token: string, body: unknown, timeoutMs: number): Promise<Outcome> {
+export async function requestCredentials(
+  url: string,
+  token: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<Outcome> {
   const start = Date.now();
   try {
     const res = await fetch(`${url}/v1/credentials`, {
@@ -53,21 +58,38 @@ export async function requestCredentials(url: string, token: string, body: unkno
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    const head = { start, end: Date.now(), status: res.status, contentType: res.headers.get('content-type') ?? '', retryAfter: res.headers.get('retry-after') ?? undefined };
+    const head = {
+      start,
+      end: Date.now(),
+      status: res.status,
+      contentType: res.headers.get('content-type') ?? '',
+      retryAfter: res.headers.get('retry-after') ?? undefined,
+    };
     let json: Record<string, unknown> = {};
     try {
       json = JSON.parse(text) as Record<string, unknown>;
     } catch {
       // not JSON: the contract check reports it
     }
-    const s = (k: string): string | undefined => (typeof json[k] === 'string' ? (json[k]) : undefined);
+    const s = (k: string): string | undefined => (typeof json[k] === 'string' ? json[k] : undefined);
     if (res.status === 200) {
-      return { ...head, requestId: s('requestId'), accessKeyId: s('accessKeyId'), secretAccessKey: s('secretAccessKey'), sessionToken: s('sessionToken') };
+      return {
+        ...head,
+        requestId: s('requestId'),
+        accessKeyId: s('accessKeyId'),
+        secretAccessKey: s('secretAccessKey'),
+        sessionToken: s('sessionToken'),
+      };
     }
     return { ...head, code: s('code'), requestId: s('requestId'), text };
   } catch (err) {
     const name = (err as { name?: string }).name;
-    return { start, end: Date.now(), status: 0, failure: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'network' };
+    return {
+      start,
+      end: Date.now(),
+      status: 0,
+      failure: name === 'TimeoutError' || name === 'AbortError' ? 'timeout' : 'network',
+    };
   }
 }
 
@@ -84,20 +106,42 @@ export const FAULT_CODES: Readonly<Record<string, number>> = {
 const NEEDS_RETRY_AFTER = new Set(['CV_STS_THROTTLED', 'CV_OVERLOADED']);
 
 // What an SDK error, a Node network error or an upstream body looks like; none may reach a caller.
-const SDK_TEXT = ['Throttling', 'Rate exceeded', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'socket hang up', 'TimeoutError', 'AbortError', 'ExpiredToken', 'InternalFailure', 'ServiceUnavailable', 'Deserializ', 'smithy', '$metadata', '"stack"', '    at ', '<'];
+const SDK_TEXT = [
+  'Throttling',
+  'Rate exceeded',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'socket hang up',
+  'TimeoutError',
+  'AbortError',
+  'ExpiredToken',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'Deserializ',
+  'smithy',
+  '$metadata',
+  '"stack"',
+  '    at ',
+  '<',
+];
 
 /**
  * What is wrong with one answer under the contract ([] when it holds). `allowed` lists the CV_
  * codes acceptable for this answer (all fault codes when omitted).
  */
-export function contractViolations(o: Outcome, allowed: ReadonlySet<string> = new Set(Object.keys(FAULT_CODES))): string[] {
+export function contractViolations(
+  o: Outcome,
+  allowed: ReadonlySet<string> = new Set(Object.keys(FAULT_CODES)),
+): string[] {
   if (o.status === 0) return [`no HTTP answer (${o.failure ?? 'unknown'}) after ${o.end - o.start} ms`];
   if (o.status === 200) {
     return o.accessKeyId?.startsWith('ASIA') && o.secretAccessKey && o.sessionToken ? [] : ['200 without credentials'];
   }
   const out: string[] = [];
   const code = o.code ?? '(none)';
-  if (!o.contentType?.startsWith('application/problem+json')) out.push(`${o.status} ${code}: content-type ${o.contentType ?? '(none)'}`);
+  if (!o.contentType?.startsWith('application/problem+json'))
+    out.push(`${o.status} ${code}: content-type ${o.contentType ?? '(none)'}`);
   if (!code.startsWith('CV_')) out.push(`${o.status}: no CV_ code: ${o.text?.slice(0, 200) ?? ''}`);
   else if (FAULT_CODES[code] === undefined) out.push(`${o.status} ${code}: not a fault code`);
   else if (!allowed.has(code)) out.push(`${o.status} ${code}: not expected here (expected ${[...allowed].join('|')})`);
@@ -118,10 +162,14 @@ export function percentile(values: readonly number[], p: number): number {
 export function tally<T>(items: readonly T[], key: (t: T) => string): string {
   const counts = new Map<string, number>();
   for (const i of items) counts.set(key(i), (counts.get(key(i)) ?? 0) + 1);
-  return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k}=${n}`).join(' ');
+  return [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, n]) => `${k}=${n}`)
+    .join(' ');
 }
 
-export const describeOutcome = (o: Outcome): string => (o.status === 0 ? `none:${o.failure ?? ''}` : o.status === 200 ? '200' : `${o.status}:${o.code ?? '?'}`);
+export const describeOutcome = (o: Outcome): string =>
+  o.status === 0 ? `none:${o.failure ?? ''}` : o.status === 200 ? '200' : `${o.status}:${o.code ?? '?'}`;
 
 export interface Load {
   /** Outcomes received so far (grows while the load runs). */

@@ -47,7 +47,15 @@ interface Measured {
 }
 
 async function measure(label: string, concurrency: number): Promise<Measured> {
-  const load = startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency, maxRequests: 200_000, maxDurationMs: PHASE_MS, timeoutMs: 10_000 });
+  const load = startLoad({
+    url: svc.url,
+    token: rig.token,
+    body: CREDENTIAL_REQUEST,
+    concurrency,
+    maxRequests: 200_000,
+    maxDurationMs: PHASE_MS,
+    timeoutMs: 10_000,
+  });
   const healthzMs: number[] = [];
   let running = true;
   const sampler = (async () => {
@@ -64,10 +72,16 @@ async function measure(label: string, concurrency: number): Promise<Measured> {
   const span = (Math.max(...outcomes.map((o) => o.end)) - Math.min(...outcomes.map((o) => o.start))) / 1000;
   const issuedPerSecond = outcomes.filter((o) => o.status === 200).length / span;
   const okMs = outcomes.filter((o) => o.status === 200).map((o) => o.end - o.start);
-  figure(`${label} (${concurrency} connections)`, `${outcomes.length} requests in ${span.toFixed(1)} s: ${tally(outcomes, describeOutcome)}`);
+  figure(
+    `${label} (${concurrency} connections)`,
+    `${outcomes.length} requests in ${span.toFixed(1)} s: ${tally(outcomes, describeOutcome)}`,
+  );
   figure(`${label} issued rate (credentials/s)`, issuedPerSecond.toFixed(0));
   figure(`${label} 200 latency p50 / p99 (ms)`, `${percentile(okMs, 50)} / ${percentile(okMs, 99)}`);
-  figure(`${label} admin /healthz p50 / p99 / max (ms, ${healthzMs.length} samples)`, `${percentile(healthzMs, 50).toFixed(1)} / ${percentile(healthzMs, 99).toFixed(1)} / ${Math.max(...healthzMs).toFixed(1)}`);
+  figure(
+    `${label} admin /healthz p50 / p99 / max (ms, ${healthzMs.length} samples)`,
+    `${percentile(healthzMs, 50).toFixed(1)} / ${percentile(healthzMs, 99).toFixed(1)} / ${Math.max(...healthzMs).toFixed(1)}`,
+  );
   return { outcomes, issuedPerSecond, healthzMs };
 }
 
@@ -79,7 +93,11 @@ describe('overload: shed with 503, issuance does not collapse', () => {
     // Interleaved (knee, overload, knee, overload): a machine whose speed drifts between phases
     // (two cores shared with the stub and the load client) slows both sides of the ratio alike.
     const pairs: [Measured, Measured][] = [];
-    for (let i = 1; i <= 2; i += 1) pairs.push([await measure(`knee ${i}`, MAX_IN_FLIGHT), await measure(`overload ${i}`, MAX_IN_FLIGHT * OVERLOAD_FACTOR)]);
+    for (let i = 1; i <= 2; i += 1)
+      pairs.push([
+        await measure(`knee ${i}`, MAX_IN_FLIGHT),
+        await measure(`overload ${i}`, MAX_IN_FLIGHT * OVERLOAD_FACTOR),
+      ]);
     const merge = (ms: Measured[]): Measured => ({
       outcomes: ms.flatMap((m) => m.outcomes),
       issuedPerSecond: ms.reduce((a, m) => a + m.issuedPerSecond, 0) / ms.length,
@@ -98,10 +116,16 @@ describe('overload: shed with 503, issuance does not collapse', () => {
 
   it('answers the excess fast with 503 CV_OVERLOADED and Retry-After, never an STS timeout', () => {
     const all = [...knee.outcomes, ...over.outcomes];
-    const bad = all.map((o) => contractViolations(o, new Set(['CV_OVERLOADED']))).filter((v) => v.length > 0).map((v) => v.join('; '));
+    const bad = all
+      .map((o) => contractViolations(o, new Set(['CV_OVERLOADED'])))
+      .filter((v) => v.length > 0)
+      .map((v) => v.join('; '));
     const shed = over.outcomes.filter((o) => o.code === 'CV_OVERLOADED');
     const shedMs = shed.map((o) => o.end - o.start);
-    figure('shed answers', `${shed.length}; latency p50 / p99 / max (ms) ${percentile(shedMs, 50)} / ${percentile(shedMs, 99)} / ${Math.max(...shedMs, 0)}`);
+    figure(
+      'shed answers',
+      `${shed.length}; latency p50 / p99 / max (ms) ${percentile(shedMs, 50)} / ${percentile(shedMs, 99)} / ${Math.max(...shedMs, 0)}`,
+    );
     figure('CV_STS_TIMEOUT answers while STS was healthy', all.filter((o) => o.code === 'CV_STS_TIMEOUT').length);
     expect(bad.slice(0, 10)).toEqual([]);
     expect(shed.length).toBeGreaterThan(0); // 4x the slots + queue: some requests are over capacity

@@ -19,10 +19,25 @@ let port = 0;
 beforeAll(async () => {
   rig = await createRig();
   port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   probe.on('error', () => undefined); // refused until the server is up: retried below
-  const up = await waitFor(async () => probe.connect().then(() => true, () => false), 5_000);
+  const up = await waitFor(
+    async () =>
+      probe.connect().then(
+        () => true,
+        () => false,
+      ),
+    5_000,
+  );
   if (up === undefined) throw new Error('redis-server did not come up (is it installed? scripts/install-test-deps.sh)');
   probe.disconnect();
 });
@@ -37,9 +52,19 @@ afterAll(async () => {
 
 describe('rate limit with a frozen Redis', () => {
   it(`answers every request within ${LIMIT_MS} ms while Redis is stopped for ${FROZEN_MS} ms (fail open)`, async () => {
-    const svc = await rig.start('redis', { CREDVEND_RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}`, CREDVEND_RATE_LIMIT_MAX: '1000000' });
+    const svc = await rig.start('redis', {
+      CREDVEND_RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${port}`,
+      CREDVEND_RATE_LIMIT_MAX: '1000000',
+    });
     rig.sts.setMode('ok');
-    const spec = { url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: 4, maxRequests: 2_000, timeoutMs: 10_000 };
+    const spec = {
+      url: svc.url,
+      token: rig.token,
+      body: CREDENTIAL_REQUEST,
+      concurrency: 4,
+      maxRequests: 2_000,
+      timeoutMs: 10_000,
+    };
     const warm = await startLoad({ ...spec, maxRequests: 20, maxDurationMs: 5_000 }).done;
     expect(warm.every((o) => o.status === 200)).toBe(true);
 
@@ -51,7 +76,10 @@ describe('rate limit with a frozen Redis', () => {
     await thawed;
     const after = await startLoad({ ...spec, maxRequests: 20, maxDurationMs: 5_000 }).done;
     const ms = frozen.map((o) => o.end - o.start);
-    figure('frozen Redis', `${frozen.length} requests: ${tally(frozen, describeOutcome)}; latency p50 / p99 / max ${percentile(ms, 50)} / ${percentile(ms, 99)} / ${Math.max(...ms)} ms; after SIGCONT ${tally(after, describeOutcome)}`);
+    figure(
+      'frozen Redis',
+      `${frozen.length} requests: ${tally(frozen, describeOutcome)}; latency p50 / p99 / max ${percentile(ms, 50)} / ${percentile(ms, 99)} / ${Math.max(...ms)} ms; after SIGCONT ${tally(after, describeOutcome)}`,
+    );
     expect(frozen.length).toBeGreaterThan(0);
     expect(frozen.filter((o) => o.status !== 200 || o.end - o.start > LIMIT_MS).map(describeOutcome)).toEqual([]);
     expect(after.every((o) => o.status === 200)).toBe(true);

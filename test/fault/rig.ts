@@ -1,8 +1,22 @@
 // What every fault test starts from: the two upstream stubs, a JWT issuer (loopback JWKS), a
 // caller's token, and services started against them; close() stops all of it (by PID).
 import { readFileSync, existsSync } from 'node:fs';
-import { ensureBuilt, findSecrets, remember, removeTempRoot, startIssuer, tempRoot, type Issuer } from '../helpers/e2e.js';
-import { SECRET_MARKERS, startContainerStub, startStsStub, type ContainerStub, type StsStub } from '../helpers/fault-stubs.js';
+import {
+  ensureBuilt,
+  findSecrets,
+  remember,
+  removeTempRoot,
+  startIssuer,
+  tempRoot,
+  type Issuer,
+} from '../helpers/e2e.js';
+import {
+  SECRET_MARKERS,
+  startContainerStub,
+  startStsStub,
+  type ContainerStub,
+  type StsStub,
+} from '../helpers/fault-stubs.js';
 import { startService, type Service } from '../helpers/service-process.js';
 import type { Outcome } from './load.js';
 
@@ -57,10 +71,12 @@ export function rememberSample(outcomes: readonly Outcome[], max = 100): void {
  * (findSecrets, which also catches a slice of one).
  */
 export function leakedSecrets(svc: Pick<Service, 'logFiles'>): string[] {
-  const marked = svc.logFiles.filter((f) => existsSync(f)).flatMap((f) => {
-    const text = readFileSync(f, 'utf8');
-    return SECRET_MARKERS.filter((m) => text.includes(m)).map((m) => `${f}: contains a stub secret (${m}…)`);
-  });
+  const marked = svc.logFiles
+    .filter((f) => existsSync(f))
+    .flatMap((f) => {
+      const text = readFileSync(f, 'utf8');
+      return SECRET_MARKERS.filter((m) => text.includes(m)).map((m) => `${f}: contains a stub secret (${m}…)`);
+    });
   return [...marked, ...findSecrets(svc.logFiles)];
 }
 
@@ -70,7 +86,9 @@ export function figure(name: string, value: string | number): void {
 }
 
 /** requestId -> how many credential decisions the audit file holds for it. */
-export function decisionsByRequest(records: readonly Record<string, unknown>[]): Map<string, Record<string, unknown>[]> {
+export function decisionsByRequest(
+  records: readonly Record<string, unknown>[],
+): Map<string, Record<string, unknown>[]> {
   const by = new Map<string, Record<string, unknown>[]>();
   for (const r of records) {
     if (typeof r.event !== 'string' || !r.event.startsWith('credentials.')) continue;

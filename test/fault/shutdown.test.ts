@@ -23,20 +23,42 @@ afterAll(async () => {
 
 describe('shutdown with a hung STS', () => {
   it(`answers all ${IN_FLIGHT} stuck requests with 503 CV_SHUTTING_DOWN, audits them, and exits within grace + 2 s`, async () => {
-    const svc = await rig.start('shutdown', { CREDVEND_STS_TIMEOUT_MS: '30000', CREDVEND_STS_MAX_ATTEMPTS: '1', CREDVEND_SHUTDOWN_GRACE_MS: String(GRACE_MS) });
+    const svc = await rig.start('shutdown', {
+      CREDVEND_STS_TIMEOUT_MS: '30000',
+      CREDVEND_STS_MAX_ATTEMPTS: '1',
+      CREDVEND_SHUTDOWN_GRACE_MS: String(GRACE_MS),
+    });
     rig.sts.setMode('hang');
     const before = rig.sts.assumeRoleCalls();
-    const load = startLoad({ url: svc.url, token: rig.token, body: CREDENTIAL_REQUEST, concurrency: IN_FLIGHT, maxRequests: IN_FLIGHT, maxDurationMs: 30_000, timeoutMs: 20_000 });
+    const load = startLoad({
+      url: svc.url,
+      token: rig.token,
+      body: CREDENTIAL_REQUEST,
+      concurrency: IN_FLIGHT,
+      maxRequests: IN_FLIGHT,
+      maxDurationMs: 30_000,
+      timeoutMs: 20_000,
+    });
     expect(await waitFor(() => rig.sts.assumeRoleCalls() - before >= IN_FLIGHT, 10_000, 20)).toBeDefined();
 
     const t0 = Date.now();
     svc.signal('SIGTERM');
-    const exit = await Promise.race([svc.exited, new Promise((r) => setTimeout(() => r('still running'), GRACE_MS + 8_000))]);
+    const exit = await Promise.race([
+      svc.exited,
+      new Promise((r) => setTimeout(() => r('still running'), GRACE_MS + 8_000)),
+    ]);
     const exitMs = Date.now() - t0;
     const outcomes = await load.done;
     const decisions = decisionsByRequest(svc.audit().records);
-    const audited = outcomes.filter((o) => decisions.get(o.requestId ?? '')?.some((r) => r.event === 'credentials.failed' && r.errorCode === 'CV_SHUTTING_DOWN'));
-    figure('shutdown', `exit ${String(exit)} after ${exitMs} ms (grace ${GRACE_MS}); answers ${tally(outcomes, describeOutcome)}; ${audited.length}/${outcomes.length} audited as failed CV_SHUTTING_DOWN; STS calls still hung ${rig.sts.pending()}`);
+    const audited = outcomes.filter((o) =>
+      decisions
+        .get(o.requestId ?? '')
+        ?.some((r) => r.event === 'credentials.failed' && r.errorCode === 'CV_SHUTTING_DOWN'),
+    );
+    figure(
+      'shutdown',
+      `exit ${String(exit)} after ${exitMs} ms (grace ${GRACE_MS}); answers ${tally(outcomes, describeOutcome)}; ${audited.length}/${outcomes.length} audited as failed CV_SHUTTING_DOWN; STS calls still hung ${rig.sts.pending()}`,
+    );
     expect(outcomes).toHaveLength(IN_FLIGHT);
     expect(outcomes.flatMap((o) => contractViolations(o, new Set(['CV_SHUTTING_DOWN'])))).toEqual([]);
     expect(audited).toHaveLength(IN_FLIGHT);

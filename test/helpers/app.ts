@@ -42,7 +42,10 @@ function capture(lines: string[]): void {
   const dir = process.env.CREDVEND_TEST_CAPTURE_DIR;
   if (!dir) return;
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${process.pid}-${randomUUID()}.json`), JSON.stringify({ secrets: [...allSecretsSeen], lines }));
+  writeFileSync(
+    join(dir, `${process.pid}-${randomUUID()}.json`),
+    JSON.stringify({ secrets: [...allSecretsSeen], lines }),
+  );
 }
 
 export function baseProfiles(): Record<string, unknown> {
@@ -67,11 +70,17 @@ export function baseProfiles(): Record<string, unknown> {
       operations: ['upload'],
       allowPrefixGrants: true,
       maxDurationSeconds: 7200,
-      sessionPolicyArns: ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess', 'arn:aws:iam::123456789012:policy/ci/boundary'],
+      sessionPolicyArns: [
+        'arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess',
+        'arn:aws:iam::123456789012:policy/ci/boundary',
+      ],
       sessionTags: { project: '{project_path}', env: '{environment}' },
       transitiveTagKeys: ['project'],
       externalId: 'credvend-ci',
-      match: { iss: ISSUER, claims: { project_path: 'group/*', ref_protected: 'true', environment: ['production', 'staging'] } },
+      match: {
+        iss: ISSUER,
+        claims: { project_path: 'group/*', ref_protected: 'true', environment: ['production', 'staging'] },
+      },
     },
     kms: {
       roleArn: ROLE_ARN,
@@ -92,7 +101,10 @@ export interface Harness {
   metrics: Metrics;
   readiness: Readiness;
   config: Config;
-  token(claims?: JWTPayload, opts?: { alg?: string; key?: CryptoKey; expiresIn?: string | number; issuer?: string; audience?: string }): Promise<string>;
+  token(
+    claims?: JWTPayload,
+    opts?: { alg?: string; key?: CryptoKey; expiresIn?: string | number; issuer?: string; audience?: string },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -102,8 +114,14 @@ export function testKeys() {
   return keyPair;
 }
 
-export async function sign(claims: JWTPayload, key: CryptoKey, opts: { alg?: string; expiresIn?: string | number; issuer?: string; audience?: string; kid?: string } = {}): Promise<string> {
-  let jwt = new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'RS256', ...(opts.kid ? { kid: opts.kid } : {}) }).setIssuedAt();
+export async function sign(
+  claims: JWTPayload,
+  key: CryptoKey,
+  opts: { alg?: string; expiresIn?: string | number; issuer?: string; audience?: string; kid?: string } = {},
+): Promise<string> {
+  let jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: opts.alg ?? 'RS256', ...(opts.kid ? { kid: opts.kid } : {}) })
+    .setIssuedAt();
   if (opts.issuer !== '') jwt = jwt.setIssuer(opts.issuer ?? ISSUER);
   if (opts.audience !== '') jwt = jwt.setAudience(opts.audience ?? AUDIENCE);
   if (opts.expiresIn !== -1) jwt = jwt.setExpirationTime(opts.expiresIn ?? '5m');
@@ -149,13 +167,23 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
     issuers: opts.issuers ?? [{ issuer: ISSUER, audiences: [AUDIENCE], publicKey: pem, algorithms: ['RS256'] }],
     profiles: opts.profiles ?? baseProfiles(),
   };
-  const loaded = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', CREDVEND_RATE_LIMIT_MAX: '0', ...opts.env }, () => JSON.stringify(file));
+  const loaded = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', CREDVEND_RATE_LIMIT_MAX: '0', ...opts.env }, () =>
+    JSON.stringify(file),
+  );
   // What the start-up KMS resolution does for a key given by ARN (tested on its own).
-  const config = withProfiles(loaded, [...loaded.profiles.values()].map((p) => (p.kmsKeyId ? { ...p, kmsKeyArn: p.kmsKeyId } : p)));
-  const client = new STSClient({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDBASE', secretAccessKey: 'base-secret' } });
+  const config = withProfiles(
+    loaded,
+    [...loaded.profiles.values()].map((p) => (p.kmsKeyId ? { ...p, kmsKeyArn: p.kmsKeyId } : p)),
+  );
+  const client = new STSClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'AKIDBASE', secretAccessKey: 'base-secret' },
+  });
   const sts = mockClient(client);
   sts.on(AssumeRoleCommand).callsFake(() => ({ Credentials: fakeCredentials(), PackedPolicySize: 12 }));
-  sts.on(GetCallerIdentityCommand).resolves({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/credvend-task/abc' });
+  sts
+    .on(GetCallerIdentityCommand)
+    .resolves({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/credvend-task/abc' });
   const audit = new LineSink();
   const log = new LineSink();
   const metrics = createMetrics({ version: 'test', defaultMetrics: false });
@@ -163,7 +191,17 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const logger = pino({ level: 'debug' }, log);
   const auditLog = createAuditLog(opts.auditSink ?? streamSink(audit), { metrics });
   readiness.addCheck('audit_log', () => auditLog.writable()); // as server.ts wires it
-  const app = await buildApp({ config, issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)), audit: auditLog, metrics, logger, readiness, now: opts.now ?? Date.now, ...(opts.grants ? { grants: opts.grants } : {}), ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}) });
+  const app = await buildApp({
+    config,
+    issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)),
+    audit: auditLog,
+    metrics,
+    logger,
+    readiness,
+    now: opts.now ?? Date.now,
+    ...(opts.grants ? { grants: opts.grants } : {}),
+    ...(opts.rateLimitRedis ? { rateLimitRedis: opts.rateLimitRedis } : {}),
+  });
   await app.ready();
   return {
     app,

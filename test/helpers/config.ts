@@ -13,7 +13,10 @@ export function problemsOf(fn: () => unknown): readonly string[] {
 }
 
 export async function problemsOfAsync(p: Promise<unknown>): Promise<readonly string[]> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
   return err.problems;
 }

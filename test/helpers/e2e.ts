@@ -8,7 +8,18 @@
 // audit log.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +57,9 @@ function newestMtime(dir: string): number {
  * The entry point under test: dist/server.js, or CREDVEND_E2E_SERVER to run the suite against
  * another build (a release artifact, a patched copy) without rebuilding.
  */
-export const SERVER_ENTRY = process.env.CREDVEND_E2E_SERVER ? resolve(process.env.CREDVEND_E2E_SERVER) : join(ROOT, 'dist/server.js');
+export const SERVER_ENTRY = process.env.CREDVEND_E2E_SERVER
+  ? resolve(process.env.CREDVEND_E2E_SERVER)
+  : join(ROOT, 'dist/server.js');
 
 /** Builds dist/ when it is missing or older than any source file, so the suite never runs stale code. */
 export async function ensureBuilt(): Promise<void> {
@@ -73,9 +86,17 @@ export interface RunResult {
 }
 
 /** Runs a command to completion (asynchronously, so the issuer's HTTP server keeps serving). */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
+): Promise<RunResult> {
   return new Promise((res, rej) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd ?? ROOT,
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -127,7 +148,10 @@ export async function startRgw(dir: string, buckets: string[] = [BUCKET, OTHER_B
   const r = await run('bash', [join(ROOT, 'scripts/rgw/start.sh')], { env, timeoutMs: 150_000 });
   if (r.code !== 0) throw new Error(`scripts/rgw/start.sh failed (exit ${r.code}):\n${r.stderr.slice(-3000)}`);
   const vars = Object.fromEntries(
-    readFileSync(join(base, 'rgw.env'), 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    readFileSync(join(base, 'rgw.env'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   ) as Record<string, string>;
   const need = (k: string): string => {
     const v = vars[k];
@@ -138,7 +162,12 @@ export async function startRgw(dir: string, buckets: string[] = [BUCKET, OTHER_B
   let stopped = false;
   // Last resort if the test process exits without afterAll (a crash, process.exit): no daemons left behind.
   const onExit = () => {
-    if (!stopped) spawnSync('bash', [join(ROOT, 'scripts/rgw/stop.sh')], { env: { ...process.env, RGW_BASE: base, RGW_CLEAN: '1' }, stdio: 'ignore', timeout: 30_000 });
+    if (!stopped)
+      spawnSync('bash', [join(ROOT, 'scripts/rgw/stop.sh')], {
+        env: { ...process.env, RGW_BASE: base, RGW_CLEAN: '1' },
+        stdio: 'ignore',
+        timeout: 30_000,
+      });
   };
   process.once('exit', onExit);
   return {
@@ -152,7 +181,10 @@ export async function startRgw(dir: string, buckets: string[] = [BUCKET, OTHER_B
       if (stopped) return;
       stopped = true;
       process.off('exit', onExit);
-      await run('bash', [join(ROOT, 'scripts/rgw/stop.sh')], { env: { ...process.env, RGW_BASE: base, RGW_CLEAN: '1' }, timeoutMs: 60_000 });
+      await run('bash', [join(ROOT, 'scripts/rgw/stop.sh')], {
+        env: { ...process.env, RGW_BASE: base, RGW_CLEAN: '1' },
+        timeoutMs: 60_000,
+      });
     },
   };
 }
@@ -183,7 +215,10 @@ export interface Issuer {
   readonly url: string;
   readonly jwksUri: string;
   /** Signs with the current key (RS256, with kid). */
-  sign(claims: JWTPayload, opts?: { expiresIn?: string | number; audience?: string; issuer?: string; kid?: string; key?: CryptoKey }): Promise<string>;
+  sign(
+    claims: JWTPayload,
+    opts?: { expiresIn?: string | number; audience?: string; issuer?: string; kid?: string; key?: CryptoKey },
+  ): Promise<string>;
   /** Adds a signing key to the JWKS and returns its kid. */
   addKey(): Promise<string>;
   /** A private key the JWKS does not know (forged tokens). */
@@ -216,7 +251,9 @@ export async function startIssuer(): Promise<Issuer> {
     }
     requests += 1;
     const answer = () => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [...keys.values()].map((k) => k.jwk) }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ keys: [...keys.values()].map((k) => k.jwk) }));
     };
     if (hold) {
       hold.onRequest();
@@ -266,10 +303,11 @@ export async function startIssuer(): Promise<Issuer> {
       };
     },
     jwksRequests: () => requests,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -341,7 +379,14 @@ export interface Credvend {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-export async function startCredvend(opts: { dir: string; rgw: Rgw; issuer: Issuer; name: string; env?: Record<string, string>; profiles?: Record<string, unknown> }): Promise<Credvend> {
+export async function startCredvend(opts: {
+  dir: string;
+  rgw: Rgw;
+  issuer: Issuer;
+  name: string;
+  env?: Record<string, string>;
+  profiles?: Record<string, unknown>;
+}): Promise<Credvend> {
   const dir = join(opts.dir, opts.name);
   const configFile = join(dir, 'profiles.yaml');
   const stdoutFile = join(dir, 'stdout.log');
@@ -376,10 +421,12 @@ export async function startCredvend(opts: { dir: string; rgw: Rgw; issuer: Issue
   closeSync(err);
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => {
-    process.off('exit', killOnExit);
-    r(code);
-  }));
+  const exited = new Promise<number | null>((r) =>
+    child.on('exit', (code) => {
+      process.off('exit', killOnExit);
+      r(code);
+    }),
+  );
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 
@@ -387,20 +434,30 @@ export async function startCredvend(opts: { dir: string; rgw: Rgw; issuer: Issue
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exitCode !== undefined) {
-      throw new Error(`credvend exited with ${exitCode} before it was ready:\n${tail(stderrFile)}\n${tail(stdoutFile)}`);
+      throw new Error(
+        `credvend exited with ${exitCode} before it was ready:\n${tail(stderrFile)}\n${tail(stdoutFile)}`,
+      );
     }
-    const status = await fetch(`${adminUrl}/readyz`).then((r) => r.status, () => 0);
+    const status = await fetch(`${adminUrl}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`credvend not ready after 30 s (last /readyz: ${status}):\n${tail(stderrFile)}\n${tail(stdoutFile)}`);
+      throw new Error(
+        `credvend not ready after 30 s (last /readyz: ${status}):\n${tail(stderrFile)}\n${tail(stdoutFile)}`,
+      );
     }
     await sleep(50);
   }
 
   const auditRecords = (): Record<string, unknown>[] =>
     existsSync(auditFile)
-      ? readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>)
+      ? readFileSync(auditFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
       : [];
   return {
     url: `http://127.0.0.1:${port}`,
@@ -443,7 +500,12 @@ export interface VendResponse {
   readonly body: Record<string, unknown> | undefined;
 }
 
-export async function vendRaw(svc: Pick<Credvend, 'url'>, token: string | undefined, body: unknown, format?: 'json' | 'process' | 'env'): Promise<VendResponse> {
+export async function vendRaw(
+  svc: Pick<Credvend, 'url'>,
+  token: string | undefined,
+  body: unknown,
+  format?: 'json' | 'process' | 'env',
+): Promise<VendResponse> {
   const res = await fetch(`${svc.url}/v1/credentials${format ? `?format=${format}` : ''}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -456,7 +518,13 @@ export async function vendRaw(svc: Pick<Credvend, 'url'>, token: string | undefi
   } catch {
     parsed = undefined;
   }
-  if (parsed) remember(str(parsed.secretAccessKey), str(parsed.sessionToken), str(parsed.SecretAccessKey), str(parsed.SessionToken));
+  if (parsed)
+    remember(
+      str(parsed.secretAccessKey),
+      str(parsed.sessionToken),
+      str(parsed.SecretAccessKey),
+      str(parsed.SessionToken),
+    );
   return { status: res.status, headers: res.headers, text, body: parsed };
 }
 
@@ -476,7 +544,8 @@ export interface Vended {
 export async function vend(svc: Pick<Credvend, 'url'>, token: string, body: Record<string, unknown>): Promise<Vended> {
   const issuedAt = Date.now();
   const r = await vendRaw(svc, token, body);
-  if (r.status !== 200 || !r.body) throw new Error(`expected 200 from /v1/credentials, got ${r.status}: ${r.text.slice(0, 500)}`);
+  if (r.status !== 200 || !r.body)
+    throw new Error(`expected 200 from /v1/credentials, got ${r.status}: ${r.text.slice(0, 500)}`);
   return { ...(r.body as unknown as Vended), issuedAt };
 }
 
@@ -524,7 +593,8 @@ export function findSecrets(files: readonly string[]): string[] {
     for (const s of secrets) {
       // The whole value, and a middle slice of long ones: a truncated token in a log is a leak too.
       const probes = s.length >= 48 ? [s, s.slice(Math.floor(s.length / 2) - 12, Math.floor(s.length / 2) + 12)] : [s];
-      if (probes.some((p) => text.includes(p))) leaks.push(`${f}: contains a secret starting ${JSON.stringify(s.slice(0, 6))}`);
+      if (probes.some((p) => text.includes(p)))
+        leaks.push(`${f}: contains a secret starting ${JSON.stringify(s.slice(0, 6))}`);
     }
   }
   return leaks;

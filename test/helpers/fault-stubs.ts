@@ -24,7 +24,8 @@ const KEY_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const keyId = (): string => `ASIA${[...randomBytes(16)].map((b) => KEY_ALPHABET[b & 31]).join('')}`;
 const secretWith = (marker: string, bytes: number): string => `${marker}${randomBytes(bytes).toString('base64url')}`;
 
-export type StsMode = 'ok' | 'latency' | 'throttle' | 'error500' | 'error503' | 'hang' | 'reset' | 'malformed' | 'slow' | 'oversized';
+export type StsMode =
+  'ok' | 'latency' | 'throttle' | 'error500' | 'error503' | 'hang' | 'reset' | 'malformed' | 'slow' | 'oversized';
 
 export interface StsStubOptions {
   /** Answer delay in mode `latency` (below the service's STS timeout). */
@@ -138,7 +139,9 @@ function countInto(map: Record<string, number>, key: string): void {
   map[key] = (map[key] ?? 0) + 1;
 }
 
-export async function startStsStub(opts: { baseCredentials?: Pick<ContainerStub, 'isExpired'> } = {}): Promise<StsStub> {
+export async function startStsStub(
+  opts: { baseCredentials?: Pick<ContainerStub, 'isExpired'> } = {},
+): Promise<StsStub> {
   let mode: StsMode = 'ok';
   let settings: Required<StsStubOptions> = { latencyMs: 50, slowMs: 2_000, oversizedBytes: 5 * 1024 * 1024 };
   let assumeRole = 0;
@@ -196,11 +199,19 @@ export async function startStsStub(opts: { baseCredentials?: Pick<ContainerStub,
       case 'throttle':
         return xml(res, 400, stsError('Sender', 'Throttling', 'Rate exceeded'));
       case 'error500':
-        return xml(res, 500, stsError('Receiver', 'InternalFailure', 'We encountered an internal error. Please try again.'));
+        return xml(
+          res,
+          500,
+          stsError('Receiver', 'InternalFailure', 'We encountered an internal error. Please try again.'),
+        );
       case 'error503':
         return xml(res, 503, stsError('Receiver', 'ServiceUnavailable', 'Service is unavailable. Please try again.'));
       case 'malformed':
-        return xml(res, 200, '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>ASIA<<&&');
+        return xml(
+          res,
+          200,
+          '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>ASIA<<&&',
+        );
       case 'reset':
         req.socket.destroy(); // accepted and read, then the connection is reset
         return;
@@ -213,7 +224,9 @@ export async function startStsStub(opts: { baseCredentials?: Pick<ContainerStub,
         // Every other answer declares its length, the others are chunked: both must be capped.
         const body = oversizedAnswer(settings.oversizedBytes);
         const declared = byMode.oversized! % 2 === 1;
-        res.writeHead(200, { 'content-type': 'text/xml', ...(declared ? { 'content-length': body.length } : {}) }).end(body);
+        res
+          .writeHead(200, { 'content-type': 'text/xml', ...(declared ? { 'content-length': body.length } : {}) })
+          .end(body);
         return;
       }
     }
@@ -252,7 +265,9 @@ export async function startContainerStub(opts: { ttlMs?: number } = {}): Promise
     countInto(byMode, mode);
     switch (mode) {
       case 'error500':
-        res.writeHead(500, { 'content-type': 'application/json' }).end('{"code":"InternalError","message":"internal error"}');
+        res
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end('{"code":"InternalError","message":"internal error"}');
         return;
       case 'hang':
         return; // never answered
@@ -261,7 +276,12 @@ export async function startContainerStub(opts: { ttlMs?: number } = {}): Promise
         const expiration = new Date(Date.now() + (mode === 'healthy' ? ttlMs : -60_000));
         const accessKeyId = keyId();
         expiries.set(accessKeyId, expiration.getTime());
-        const reply = containerCredentialsReply({ accessKeyId, secretAccessKey: secretWith(SECRET_MARKERS[2], 30), sessionToken: secretWith(SECRET_MARKERS[3], 200), expiration });
+        const reply = containerCredentialsReply({
+          accessKeyId,
+          secretAccessKey: secretWith(SECRET_MARKERS[2], 30),
+          sessionToken: secretWith(SECRET_MARKERS[3], 200),
+          expiration,
+        });
         res.writeHead(200, { 'content-type': 'application/json' }).end(reply.body);
       }
     }

@@ -50,7 +50,14 @@ export function profilesDocument(issuer: Pick<Issuer, 'jwksUri'>): Record<string
   return {
     issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwksUri: issuer.jwksUri, algorithms: ['RS256'] }],
     profiles: {
-      [PROFILE]: { roleArn: ROLE_ARN, bucket: 'fault-bucket', region: REGION, prefix: 'uploads/{sub}/', operations: ['upload', 'download'], match: { iss: ISSUER, aud: AUDIENCE } },
+      [PROFILE]: {
+        roleArn: ROLE_ARN,
+        bucket: 'fault-bucket',
+        region: REGION,
+        prefix: 'uploads/{sub}/',
+        operations: ['upload', 'download'],
+        match: { iss: ISSUER, aud: AUDIENCE },
+      },
     },
   };
 }
@@ -95,16 +102,26 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const readyBy = Date.now() + 30_000;
   for (let status = 0; status !== 200; await sleep(50)) {
-    if (exit !== undefined) throw new Error(`credvend exited (${exit}) before it was ready:\n${logFiles.map((f) => tail(f)).join('\n')}`);
+    if (exit !== undefined)
+      throw new Error(`credvend exited (${exit}) before it was ready:\n${logFiles.map((f) => tail(f)).join('\n')}`);
     if (Date.now() > readyBy) {
       child.kill('SIGKILL');
-      throw new Error(`credvend not ready after 30 s (last /readyz ${status}):\n${logFiles.map((f) => tail(f)).join('\n')}`);
+      throw new Error(
+        `credvend not ready after 30 s (last /readyz ${status}):\n${logFiles.map((f) => tail(f)).join('\n')}`,
+      );
     }
-    status = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status, () => 0);
+    status = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.status,
+      () => 0,
+    );
   }
 
   const audit = () => {
-    const lines = existsSync(auditFile) ? readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.trim()) : [];
+    const lines = existsSync(auditFile)
+      ? readFileSync(auditFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.trim())
+      : [];
     const records: Record<string, unknown>[] = [];
     let partial = 0;
     for (const l of lines) {
@@ -157,7 +174,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
 }
 
 /** GET on the admin listener: status and latency; status 0 when it did not answer in time. */
-export async function adminGet(svc: Pick<Service, 'adminUrl'>, path: string, timeoutMs = 5_000): Promise<{ status: number; ms: number; text: string }> {
+export async function adminGet(
+  svc: Pick<Service, 'adminUrl'>,
+  path: string,
+  timeoutMs = 5_000,
+): Promise<{ status: number; ms: number; text: string }> {
   const t0 = performance.now();
   try {
     const r = await fetch(`${svc.adminUrl}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -178,7 +199,11 @@ export function metricValue(exposition: string, name: string): number | undefine
 }
 
 /** Polls `probe` until it returns true or `timeoutMs` passes; resolves with the time it took (ms) or undefined. */
-export async function waitFor(probe: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 100): Promise<number | undefined> {
+export async function waitFor(
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<number | undefined> {
   const t0 = Date.now();
   for (;;) {
     if (await probe()) return Date.now() - t0;

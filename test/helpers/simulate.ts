@@ -51,7 +51,14 @@ function defaultKeyPolicy(partition: string): PreloadedPolicy {
     errors: [],
     policyDocument: {
       Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:${partition}:iam::${ACCOUNT}:root` }, Action: 'kms:*', Resource: '*' }],
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { AWS: `arn:${partition}:iam::${ACCOUNT}:root` },
+          Action: 'kms:*',
+          Resource: '*',
+        },
+      ],
     },
   };
 }
@@ -85,9 +92,14 @@ export function evaluateIdentityPolicy(policy: PolicyDocument, req: SimRequest):
 }
 
 /** Role policy ∩ session policy, as AWS evaluates vended credentials (two unsafe passes). */
-export function evaluateSession(sessionPolicy: PolicyDocument, req: SimRequest, rolePolicy: PolicyDocument = broadRolePolicy()): Decision {
+export function evaluateSession(
+  sessionPolicy: PolicyDocument,
+  req: SimRequest,
+  rolePolicy: PolicyDocument = broadRolePolicy(),
+): Decision {
   const role = evaluateIdentityPolicy(rolePolicy, req);
-  if (role !== 'Allowed') throw new Error(`the role policy must allow ${req.action} on ${req.resource} (got ${role}); the test is broken`);
+  if (role !== 'Allowed')
+    throw new Error(`the role policy must allow ${req.action} on ${req.resource} (got ${role}); the test is broken`);
   return evaluateIdentityPolicy(sessionPolicy, req);
 }
 
@@ -96,7 +108,11 @@ export function evaluateSession(sessionPolicy: PolicyDocument, req: SimRequest, 
  * `*` in the resource and without kms:EncryptionContext keys; throws if the simulator rejects
  * the policy or the request (e.g. an invalid action name or policy grammar).
  */
-export async function simulateValidated(sessionPolicy: PolicyDocument, req: SimRequest, rolePolicy: PolicyDocument = broadRolePolicy()): Promise<Decision> {
+export async function simulateValidated(
+  sessionPolicy: PolicyDocument,
+  req: SimRequest,
+  rolePolicy: PolicyDocument = broadRolePolicy(),
+): Promise<Decision> {
   const partition = partitionOf(req.resource);
   const result = await runSimulation(
     {

@@ -38,11 +38,14 @@ async function unavailable(): Promise<string | undefined> {
   const { getContainerRuntimeClient, ImageName } = await import('testcontainers');
   const client = await getContainerRuntimeClient().catch((e: unknown) => new Error(firstLine(e)));
   const cliReaches = dockerCli(['info', '--format', '{{.ServerVersion}}'], 10_000).ok;
-  if (client instanceof Error && !cliReaches) return `no Docker engine reachable (testcontainers needs one; run it where Docker exists): ${client.message}`;
+  if (client instanceof Error && !cliReaches)
+    return `no Docker engine reachable (testcontainers needs one; run it where Docker exists): ${client.message}`;
 
   const image = ImageName.fromString(IMAGE);
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('no answer within 240 s')), 240_000)));
+  const timeout = new Promise<never>(
+    (_, rej) => (timer = setTimeout(() => rej(new Error('no answer within 240 s')), 240_000)),
+  );
   const pull = async (): Promise<void> => {
     if (!(client instanceof Error)) {
       if (!(await client.image.exists(image).catch(() => false))) await client.image.pull(image);
@@ -58,7 +61,8 @@ async function unavailable(): Promise<string | undefined> {
   } finally {
     clearTimeout(timer);
   }
-  if (client instanceof Error) return `a Docker engine answers \`docker info\` but testcontainers cannot use it: ${client.message}`;
+  if (client instanceof Error)
+    return `a Docker engine answers \`docker info\` but testcontainers cannot use it: ${client.message}`;
   return undefined;
 }
 
@@ -101,19 +105,62 @@ describe('LocalStack: issuance with SSE-KMS', () => {
     const file = {
       issuers: [{ issuer: ISSUER, audiences: ['credvend'], publicKey: await exportSPKI(publicKey) }],
       profiles: {
-        secure: { roleArn: 'arn:aws:iam::000000000000:role/credvend-kms', bucket: BUCKET, region: REGION, prefix: 'in/{sub}/', kmsKeyId: 'alias/credvend-test', match: { iss: ISSUER } },
+        secure: {
+          roleArn: 'arn:aws:iam::000000000000:role/credvend-kms',
+          bucket: BUCKET,
+          region: REGION,
+          prefix: 'in/{sub}/',
+          kmsKeyId: 'alias/credvend-test',
+          match: { iss: ISSUER },
+        },
       },
     };
-    const config = loadConfig({ CREDVEND_CONFIG_FILE: 'p.json', CREDVEND_STS_ENDPOINT: endpoint, CREDVEND_KMS_ENDPOINT: endpoint, CREDVEND_RATE_LIMIT_MAX: '0' }, () => JSON.stringify(file));
+    const config = loadConfig(
+      {
+        CREDVEND_CONFIG_FILE: 'p.json',
+        CREDVEND_STS_ENDPOINT: endpoint,
+        CREDVEND_KMS_ENDPOINT: endpoint,
+        CREDVEND_RATE_LIMIT_MAX: '0',
+      },
+      () => JSON.stringify(file),
+    );
     const metrics = createMetrics({ version: 'localstack', defaultMetrics: false });
     const logger = pino({ level: 'warn' }, new LineSink());
     const baseCredentials = createBaseCredentials({ source: async () => base, metrics, logger });
-    const sts = createStsClient({ region: REGION, endpoint, credentials: baseCredentials.provider, requestTimeoutMs: 5000, connectTimeoutMs: 2000, maxAttempts: 2 });
+    const sts = createStsClient({
+      region: REGION,
+      endpoint,
+      credentials: baseCredentials.provider,
+      requestTimeoutMs: 5000,
+      connectTimeoutMs: 2000,
+      maxAttempts: 2,
+    });
     const issuer = createStsIssuer(sts);
-    const describer = createKmsDescriber(kmsClientFactory({ endpoint, credentials: baseCredentials.provider, requestTimeoutMs: 5000, connectTimeoutMs: 2000, maxAttempts: 2 }));
+    const describer = createKmsDescriber(
+      kmsClientFactory({
+        endpoint,
+        credentials: baseCredentials.provider,
+        requestTimeoutMs: 5000,
+        connectTimeoutMs: 2000,
+        maxAttempts: 2,
+      }),
+    );
     const checked = await runStartupChecks({ config, issuer, baseCredentials, kms: describer, logger });
-    app = await buildApp({ config: checked.config, issuer, audit: createAuditLog(streamSink(new LineSink())), metrics, logger, readiness: createReadiness('ready'), now: Date.now });
-    token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).setIssuer(ISSUER).setAudience('credvend').setExpirationTime('5m').sign(privateKey);
+    app = await buildApp({
+      config: checked.config,
+      issuer,
+      audit: createAuditLog(streamSink(new LineSink())),
+      metrics,
+      logger,
+      readiness: createReadiness('ready'),
+      now: Date.now,
+    });
+    token = await new SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setIssuer(ISSUER)
+      .setAudience('credvend')
+      .setExpirationTime('5m')
+      .sign(privateKey);
   }, 240_000);
 
   afterAll(async () => {
@@ -123,17 +170,40 @@ describe('LocalStack: issuance with SSE-KMS', () => {
 
   it('resolves the alias to the key ARN at start-up and binds the KMS statement to it', async (ctx) => {
     if (skipReason) return ctx.skip();
-    const res = await app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${token}` }, payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json().keys).toEqual(['in/alice/doc.bin']);
   });
 
   it('uploads with SSE-KMS using the vended credentials', async (ctx) => {
     if (skipReason) return ctx.skip();
-    const res = await app.inject({ method: 'POST', url: '/v1/credentials', headers: { authorization: `Bearer ${token}` }, payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { profile: 'secure', operation: 'upload', keys: ['doc.bin'] },
+    });
     const c = res.json();
-    const s3 = new S3Client({ region: REGION, endpoint, forcePathStyle: true, credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken } });
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: c.keys[0], Body: 'secret bytes', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyArn }));
+    const s3 = new S3Client({
+      region: REGION,
+      endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken },
+    });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: c.keys[0],
+        Body: 'secret bytes',
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: keyArn,
+      }),
+    );
     const admin = new S3Client({ region: REGION, endpoint, credentials: base, forcePathStyle: true });
     const head = await admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: c.keys[0] }));
     expect(head.ServerSideEncryption).toBe('aws:kms');

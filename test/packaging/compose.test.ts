@@ -54,7 +54,12 @@ describe('docker-compose.yml', () => {
       console.log(`SKIPPED ${SUITE}: no Compose CLI (docker compose or docker-compose: scripts/install-test-deps.sh)`);
       return ctx.skip();
     }
-    const r = spawnSync(cli[0]!, [...cli.slice(1), '-f', COMPOSE_FILE, 'config'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const r = spawnSync(cli[0]!, [...cli.slice(1), '-f', COMPOSE_FILE, 'config'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
     expect(r.status, r.stderr).toBe(0);
     const resolved = parse(r.stdout) as { services: Record<string, Service> };
     expect(Object.keys(resolved.services).sort()).toEqual(['credvend', 'localstack', 'prometheus']);
@@ -64,7 +69,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('mounts and builds only files that exist; runs credvend read-only without capabilities', () => {
-    const paths = Object.values(compose.services).flatMap((s) => (s.volumes ?? []).map(hostPath).filter((p): p is string => !!p));
+    const paths = Object.values(compose.services).flatMap((s) =>
+      (s.volumes ?? []).map(hostPath).filter((p): p is string => !!p),
+    );
     paths.push(resolve(ROOT, credvend.build!.context), join(ROOT, 'Dockerfile'));
     expect(paths.filter((p) => !existsSync(p))).toEqual([]);
     expect(credvend.read_only).toBe(true);
@@ -94,19 +101,30 @@ describe('docker-compose.yml', () => {
     const init = resolve(ROOT, hostPath(compose.services.localstack!.volumes![0]!)!);
     expect(spawnSync('bash', ['-n', init]).status).toBe(0);
     const script = readFileSync(init, 'utf8');
-    const profiles = parse(readFileSync(join(ROOT, 'scripts/docker/compose/profiles.yaml'), 'utf8')) as { profiles: Record<string, { roleArn: string; bucket: string; kmsKeyId?: string }> };
+    const profiles = parse(readFileSync(join(ROOT, 'scripts/docker/compose/profiles.yaml'), 'utf8')) as {
+      profiles: Record<string, { roleArn: string; bucket: string; kmsKeyId?: string }>;
+    };
     for (const p of Object.values(profiles.profiles)) {
       expect(script).toContain(`ROLE=${p.roleArn.split('/').pop()}`);
       expect(script).toContain(`BUCKET=${p.bucket}`);
       expect(script).toContain(`ALIAS=${p.kmsKeyId}`);
     }
-    for (const step of ['iam create-role', 's3api create-bucket', 's3api put-bucket-cors', 'kms create-key', 'kms create-alias']) expect(script).toContain(step);
+    for (const step of [
+      'iam create-role',
+      's3api create-bucket',
+      's3api put-bucket-cors',
+      'kms create-key',
+      'kms create-alias',
+    ])
+      expect(script).toContain(step);
     expect(script).toContain(`ORIGIN=${credvend.environment!.CREDVEND_CORS_ORIGINS}`);
   });
 
   it("Prometheus' configuration and the mounted alert rules pass promtool; it scrapes credvend's admin port", (ctx) => {
     if (spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status !== 0) {
-      console.log(`SKIPPED ${SUITE} (promtool): promtool is not installed (Debian package prometheus: scripts/install-test-deps.sh)`);
+      console.log(
+        `SKIPPED ${SUITE} (promtool): promtool is not installed (Debian package prometheus: scripts/install-test-deps.sh)`,
+      );
       return ctx.skip();
     }
     const vols = compose.services.prometheus!.volumes!;
@@ -118,23 +136,38 @@ describe('docker-compose.yml', () => {
     try {
       copyFileSync(config, join(d, 'prometheus.yml'));
       copyFileSync(rules, join(d, 'alerts.yml'));
-      const r = spawnSync('promtool', ['check', 'config', join(d, 'prometheus.yml')], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync('promtool', ['check', 'config', join(d, 'prometheus.yml')], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       expect(r.status, r.stdout + r.stderr).toBe(0);
       expect(r.stdout + r.stderr).toMatch(/SUCCESS: \d+ rules found/);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
-    const prom = parse(readFileSync(config, 'utf8')) as { scrape_configs: { static_configs: { targets: string[] }[]; metrics_path: string }[] };
+    const prom = parse(readFileSync(config, 'utf8')) as {
+      scrape_configs: { static_configs: { targets: string[] }[]; metrics_path: string }[];
+    };
     expect(prom.scrape_configs[0]!.static_configs[0]!.targets).toEqual(['credvend:9090']); // CREDVEND_ADMIN_PORT's default
     expect(prom.scrape_configs[0]!.metrics_path).toBe('/metrics');
   });
 
   it('the dev token script mints a token the dev issuer verifies (issuer, audience, HS256)', async () => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/docker/compose/dev-token.mjs'), 'alice', '5'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/docker/compose/dev-token.mjs'), 'alice', '5'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(r.status, r.stderr).toBe(0);
-    const profiles = parse(readFileSync(join(ROOT, 'scripts/docker/compose/profiles.yaml'), 'utf8')) as { issuers: { issuer: string; audiences: string[]; hmacSecret: string }[] };
+    const profiles = parse(readFileSync(join(ROOT, 'scripts/docker/compose/profiles.yaml'), 'utf8')) as {
+      issuers: { issuer: string; audiences: string[]; hmacSecret: string }[];
+    };
     const dev = profiles.issuers[0]!;
-    const { payload, protectedHeader } = await jwtVerify(r.stdout.trim(), new TextEncoder().encode(dev.hmacSecret), { issuer: dev.issuer, audience: dev.audiences[0]!, algorithms: ['HS256'] });
+    const { payload, protectedHeader } = await jwtVerify(r.stdout.trim(), new TextEncoder().encode(dev.hmacSecret), {
+      issuer: dev.issuer,
+      audience: dev.audiences[0]!,
+      algorithms: ['HS256'],
+    });
     expect(protectedHeader.alg).toBe('HS256');
     expect(payload.sub).toBe('alice');
   });

@@ -20,9 +20,12 @@ export interface HostState {
 
 export function hostState(): HostState {
   const docker0 = existsSync('/sys/class/net/docker0');
-  const ipForward = existsSync('/proc/sys/net/ipv4/ip_forward') ? readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() : 'n/a';
+  const ipForward = existsSync('/proc/sys/net/ipv4/ip_forward')
+    ? readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()
+    : 'n/a';
   const ipt = spawnSync('iptables', ['-S', 'FORWARD'], { encoding: 'utf8', timeout: 10_000 });
-  const forwardPolicy = ipt.status === 0 ? (ipt.stdout.split('\n').find((l) => l.startsWith('-P FORWARD')) ?? '') : 'n/a';
+  const forwardPolicy =
+    ipt.status === 0 ? (ipt.stdout.split('\n').find((l) => l.startsWith('-P FORWARD')) ?? '') : 'n/a';
   return { docker0, ipForward, forwardPolicy };
 }
 
@@ -43,7 +46,8 @@ export function unmountUnder(roots: readonly string[]): void {
     .filter((p) => roots.some((r) => p === r || p.startsWith(`${r}/`)))
     .sort((a, b) => b.length - a.length);
   for (const p of points) {
-    if (spawnSync('umount', [p], { stdio: 'ignore', timeout: 10_000 }).status !== 0) spawnSync('umount', ['-l', p], { stdio: 'ignore', timeout: 10_000 });
+    if (spawnSync('umount', [p], { stdio: 'ignore', timeout: 10_000 }).status !== 0)
+      spawnSync('umount', ['-l', p], { stdio: 'ignore', timeout: 10_000 });
   }
 }
 
@@ -51,7 +55,8 @@ export function unmountUnder(roots: readonly string[]): void {
 export function engineUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `not Linux (${process.platform})`;
   if (process.getuid?.() !== 0) return 'dockerd needs root';
-  if (spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status !== 0) return 'dockerd is not installed (Debian package docker.io: scripts/install-test-deps.sh)';
+  if (spawnSync('dockerd', ['--version'], { stdio: 'ignore' }).status !== 0)
+    return 'dockerd is not installed (Debian package docker.io: scripts/install-test-deps.sh)';
   return undefined;
 }
 
@@ -76,11 +81,18 @@ export async function startEngine(opts: { dataRoot: string; timeoutMs?: number }
   const child: ChildProcess = spawn(
     'dockerd',
     [
-      '--data-root', opts.dataRoot,
-      '--exec-root', join(run_, 'exec'),
-      '--pidfile', join(run_, 'dockerd.pid'),
-      '-H', host,
-      '--bridge=none', '--iptables=false', '--ip-forward=false', '--ip-masq=false',
+      '--data-root',
+      opts.dataRoot,
+      '--exec-root',
+      join(run_, 'exec'),
+      '--pidfile',
+      join(run_, 'dockerd.pid'),
+      '-H',
+      host,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-forward=false',
+      '--ip-masq=false',
       '--userland-proxy=false',
     ],
     { stdio: ['ignore', log, log], detached: false },

@@ -33,9 +33,20 @@ let renderer = '';
 let skipReason: string | undefined;
 let dir = '';
 
-async function render(valueFiles: string[]): Promise<{ code: number | null; objects: K8sObject[]; stderr: string; text: string }> {
-  const r = await run(renderer, [...valueFiles.flatMap((f) => ['-f', f]), '--release', 'credvend', '--namespace', 'credvend', CHART], { timeoutMs: 30_000 });
-  const objects = r.code === 0 ? parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject).filter(Boolean) : [];
+async function render(
+  valueFiles: string[],
+): Promise<{ code: number | null; objects: K8sObject[]; stderr: string; text: string }> {
+  const r = await run(
+    renderer,
+    [...valueFiles.flatMap((f) => ['-f', f]), '--release', 'credvend', '--namespace', 'credvend', CHART],
+    { timeoutMs: 30_000 },
+  );
+  const objects =
+    r.code === 0
+      ? parseAllDocuments(r.stdout)
+          .map((d) => d.toJS() as K8sObject)
+          .filter(Boolean)
+      : [];
   return { code: r.code, objects, stderr: r.stderr, text: r.stdout };
 }
 
@@ -61,7 +72,8 @@ async function validateObject(o: K8sObject): Promise<void> {
 
 /** Every variable name the service reads (its config schema) or documents (.env.example). */
 function serviceVariables(): Set<string> {
-  const text = readFileSync(join(ROOT, 'src/config/schema.ts'), 'utf8') + readFileSync(join(ROOT, '.env.example'), 'utf8');
+  const text =
+    readFileSync(join(ROOT, 'src/config/schema.ts'), 'utf8') + readFileSync(join(ROOT, '.env.example'), 'utf8');
   return new Set(text.match(/\b(?:CREDVEND|AWS)_[A-Z0-9_]+\b/g) ?? []);
 }
 
@@ -90,7 +102,14 @@ describe('helm chart', () => {
     expect(bare.stderr).toContain('profiles (the profiles file as YAML) or existingProfilesConfigMap is required');
 
     const bad = join(dir, 'bad.yaml');
-    writeFileSync(bad, stringify({ securityContext: { readOnlyRootFilesystem: false, capabilities: { drop: ['ALL'] } }, replicas: 3, image: { digest: 'latest' } }));
+    writeFileSync(
+      bad,
+      stringify({
+        securityContext: { readOnlyRootFilesystem: false, capabilities: { drop: ['ALL'] } },
+        replicas: 3,
+        image: { digest: 'latest' },
+      }),
+    );
     const refused = await render([join(CHART, 'ci/minimal-values.yaml'), bad]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("values don't meet the specifications of the schema");
@@ -115,48 +134,85 @@ describe('helm chart', () => {
 
       // Assess: the set of objects, each valid against its schema
       const kinds = out.objects.map((o) => o.kind).sort();
-      const expected = ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount'];
-      expect(kinds).toEqual(variant === 'minimal' ? expected : [...expected, 'PrometheusRule', 'ServiceMonitor'].sort());
+      const expected = [
+        'ConfigMap',
+        'Deployment',
+        'HorizontalPodAutoscaler',
+        'NetworkPolicy',
+        'PodDisruptionBudget',
+        'Service',
+        'ServiceAccount',
+      ];
+      expect(kinds).toEqual(
+        variant === 'minimal' ? expected : [...expected, 'PrometheusRule', 'ServiceMonitor'].sort(),
+      );
       for (const o of out.objects) await validateObject(o);
 
       const deploy = one(out.objects, 'Deployment');
       const pod = deploy.spec.template.spec;
       const [c] = pod.containers;
       // Restricted Pod Security Standard, field by field
-      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+      expect(pod.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: 10001,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+      });
       expect(c.securityContext.capabilities.add).toBeUndefined();
       expect(pod.automountServiceAccountToken).toBe(false);
       expect(c.resources.requests).toBeDefined();
       expect(c.resources.limits.memory).toBeDefined();
-      expect(pod.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
-      expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(c.env.find((e: { name: string }) => e.name === 'CREDVEND_SHUTDOWN_GRACE_MS').value));
+      expect(pod.topologySpreadConstraints.map((t: { topologyKey: string }) => t.topologyKey)).toEqual([
+        'topology.kubernetes.io/zone',
+        'kubernetes.io/hostname',
+      ]);
+      expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(
+        Number(c.env.find((e: { name: string }) => e.name === 'CREDVEND_SHUTDOWN_GRACE_MS').value),
+      );
 
       // Env variables: only ones the service reads or documents
       const known = serviceVariables();
       const names: string[] = c.env.map((e: { name: string }) => e.name);
       expect(names.filter((n) => !known.has(n))).toEqual([]);
-      const env = Object.fromEntries(c.env.filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]));
+      const env = Object.fromEntries(
+        c.env
+          .filter((e: { value?: string }) => e.value !== undefined)
+          .map((e: { name: string; value: string }) => [e.name, e.value]),
+      );
       // Ports: the container ports are the listeners the env configures; the Service targets them by name
-      const ports = Object.fromEntries(c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]));
+      const ports = Object.fromEntries(
+        c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort]),
+      );
       expect(String(ports.http)).toBe(env.CREDVEND_PORT);
       expect(String(ports.admin)).toBe(env.CREDVEND_ADMIN_PORT);
       const svc = one(out.objects, 'Service');
       expect(svc.spec.ports.map((p: { targetPort: string }) => p.targetPort)).toEqual(['http', 'admin']);
       expect(svc.spec.selector).toEqual(deploy.spec.selector.matchLabels);
       // Probes: on the admin port, on /healthz and /readyz (sent to a real credvend in the last test)
-      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(c[probe].httpGet.port, probe).toBe('admin');
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'])
+        expect(c[probe].httpGet.port, probe).toBe('admin');
       expect(c.readinessProbe.httpGet.path).toBe('/readyz');
       expect(c.livenessProbe.httpGet.path).toBe('/healthz');
 
       // The profiles ConfigMap is mounted where CREDVEND_CONFIG_FILE points and is a valid profiles file
       const cm = one(out.objects, 'ConfigMap');
       expect(pod.volumes.find((v: { name: string }) => v.name === 'profiles').configMap.name).toBe(cm.metadata.name);
-      expect(c.volumeMounts.find((m: { name: string }) => m.name === 'profiles').mountPath + '/profiles.yaml').toBe(env.CREDVEND_CONFIG_FILE);
+      expect(c.volumeMounts.find((m: { name: string }) => m.name === 'profiles').mountPath + '/profiles.yaml').toBe(
+        env.CREDVEND_CONFIG_FILE,
+      );
       const profilesFile = join(dir, `${variant}-profiles.yaml`);
       writeFileSync(profilesFile, cm.data!['profiles.yaml']!);
       await ensureBuilt();
-      const check = spawnSync(process.execPath, [join(ROOT, 'dist/server.js'), '--check-config'], { env: { PATH: process.env.PATH, ...env, CREDVEND_CONFIG_FILE: profilesFile }, encoding: 'utf8', timeout: 30_000 });
+      const check = spawnSync(process.execPath, [join(ROOT, 'dist/server.js'), '--check-config'], {
+        env: { PATH: process.env.PATH, ...env, CREDVEND_CONFIG_FILE: profilesFile },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       expect(check.status, check.stderr).toBe(0);
 
       // Identity: IRSA annotation or Pod Identity egress, never both
@@ -164,7 +220,9 @@ describe('helm chart', () => {
       expect(pod.serviceAccountName).toBe(sa.metadata.name);
       const egress = JSON.stringify(one(out.objects, 'NetworkPolicy').spec.egress);
       if (variant === 'minimal') {
-        expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe('arn:aws:iam::123456789012:role/credvend-service');
+        expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBe(
+          'arn:aws:iam::123456789012:role/credvend-service',
+        );
         expect(egress).not.toContain('169.254.170.23');
       } else {
         expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
@@ -183,8 +241,14 @@ describe('helm chart', () => {
         }
       }
       // HPA and PDB point at this Deployment's pods
-      expect(one(out.objects, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deploy.metadata.name });
-      expect(one(out.objects, 'PodDisruptionBudget').spec.selector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
+      expect(one(out.objects, 'HorizontalPodAutoscaler').spec.scaleTargetRef).toEqual({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: deploy.metadata.name,
+      });
+      expect(one(out.objects, 'PodDisruptionBudget').spec.selector.matchLabels).toEqual(
+        deploy.spec.selector.matchLabels,
+      );
       expect(deploy.spec.replicas).toBeUndefined(); // the HPA owns the replica count
     });
   }
@@ -193,21 +257,28 @@ describe('helm chart', () => {
     if (skipReason) return ctx.skip();
     const a = await render([join(CHART, 'ci/minimal-values.yaml')]);
     const changed = join(dir, 'changed.yaml');
-    const values = parse(readFileSync(join(CHART, 'ci/minimal-values.yaml'), 'utf8')) as { profiles: { profiles: Record<string, { maxKeys?: number }> } };
+    const values = parse(readFileSync(join(CHART, 'ci/minimal-values.yaml'), 'utf8')) as {
+      profiles: { profiles: Record<string, { maxKeys?: number }> };
+    };
     values.profiles.profiles['ci-artifacts']!.maxKeys = 3;
     writeFileSync(changed, stringify(values));
     const b = await render([changed]);
-    const checksum = (o: K8sObject[]) => one(o, 'Deployment').spec.template.metadata.annotations['checksum/profiles'] as string;
+    const checksum = (o: K8sObject[]) =>
+      one(o, 'Deployment').spec.template.metadata.annotations['checksum/profiles'] as string;
     expect(checksum(a.objects)).toMatch(/^[a-f0-9]{64}$/);
     expect(checksum(b.objects)).not.toBe(checksum(a.objects));
-    expect(readFileSync(join(CHART, 'files/alerts.yml'), 'utf8')).toBe(readFileSync(join(ROOT, 'ops/prometheus/alerts.yml'), 'utf8'));
+    expect(readFileSync(join(CHART, 'files/alerts.yml'), 'utf8')).toBe(
+      readFileSync(join(ROOT, 'ops/prometheus/alerts.yml'), 'utf8'),
+    );
   });
 
   it("the rendered probe paths answer 200 on a running credvend's admin port", async (ctx) => {
     if (skipReason) return ctx.skip();
     const out = await render([join(CHART, 'ci/minimal-values.yaml')]);
     const c = one(out.objects, 'Deployment').spec.template.spec.containers[0];
-    const paths = [...new Set(['startupProbe', 'readinessProbe', 'livenessProbe'].map((p) => c[p].httpGet.path as string))];
+    const paths = [
+      ...new Set(['startupProbe', 'readinessProbe', 'livenessProbe'].map((p) => c[p].httpGet.path as string)),
+    ];
     await ensureBuilt();
     const container: ContainerStub = await startContainerStub();
     const sts: StsStub = await startStsStub({ baseCredentials: container });

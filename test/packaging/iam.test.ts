@@ -29,13 +29,23 @@ const SERVICE_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/credvend-service/i
 const KEY = `arn:aws:kms:eu-west-1:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 const ADMIN: PolicyDocument = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] };
 
-type Statement = { Sid?: string; Effect: string; Action: string | string[]; Resource?: string | string[]; Principal?: unknown; Condition?: Record<string, Record<string, unknown>> };
+type Statement = {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource?: string | string[];
+  Principal?: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
 type Policy = { Version: string; Statement: Statement[] };
 const load = (file: string): Policy => JSON.parse(readFileSync(join(IAM, file), 'utf8')) as Policy;
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /** The example profiles the roles are for (docs/deploy.md §6): what credvend asks of each role. */
-const PROFILES: Record<string, { bucket: string; prefix: string; operations: ('upload' | 'download')[]; kms?: string }> = {
+const PROFILES: Record<
+  string,
+  { bucket: string; prefix: string; operations: ('upload' | 'download')[]; kms?: string }
+> = {
   'credvend-uploads': { bucket: 'my-uploads', prefix: 'uploads/', operations: ['upload', 'download'] },
   'credvend-ci-artifacts': { bucket: 'my-ci-artifacts', prefix: 'ci/', operations: ['upload'], kms: KEY },
 };
@@ -80,7 +90,13 @@ async function sts(req: StsRequest): Promise<Decision> {
 /** A trust policy that trusts a whole account: only the caller's identity policy can refuse. */
 const trustsAccount = (account: string): PolicyDocument => ({
   Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'] }],
+  Statement: [
+    {
+      Effect: 'Allow',
+      Principal: { AWS: `arn:aws:iam::${account}:root` },
+      Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'],
+    },
+  ],
 });
 
 const WITH_SOURCE_IDENTITY = { 'sts:SourceIdentity': 'alice' };
@@ -89,10 +105,14 @@ describe('docs/iam: the IAM policy files', () => {
   it('are the files docs/deploy.md points to, one trust and one permission policy per example profile role', () => {
     expect(roleNames).toEqual(Object.keys(PROFILES).sort());
     const deploy = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8');
-    const files = ['service-role-permissions.json', ...roleNames.flatMap((n) => [`profile-roles/${n}.trust.json`, `profile-roles/${n}.permissions.json`])];
+    const files = [
+      'service-role-permissions.json',
+      ...roleNames.flatMap((n) => [`profile-roles/${n}.trust.json`, `profile-roles/${n}.permissions.json`]),
+    ];
     for (const f of files) expect(deploy, f).toContain(`iam/${f}`);
     // Any JSON shown inline in docs/deploy.md is a copy of its file, never a variant.
-    for (const m of deploy.matchAll(/<!-- docs\/iam\/(\S+) -->\s*```json\n([\s\S]*?)\n```/g)) expect(JSON.parse(m[2]!), m[1]).toEqual(load(m[1]!));
+    for (const m of deploy.matchAll(/<!-- docs\/iam\/(\S+) -->\s*```json\n([\s\S]*?)\n```/g))
+      expect(JSON.parse(m[2]!), m[1]).toEqual(load(m[1]!));
   });
 
   describe('the service role', () => {
@@ -104,7 +124,9 @@ describe('docs/iam: the IAM policy files', () => {
         expect(Object.keys(s).filter((k) => k.startsWith('Not'))).toEqual([]);
         for (const v of [...list(s.Action), ...list(s.Resource)]) expect(v, 'no wildcards').not.toMatch(/[*?]/);
       }
-      const assumable = service.Statement.filter((s) => list(s.Action).includes('sts:AssumeRole')).flatMap((s) => list(s.Resource));
+      const assumable = service.Statement.filter((s) => list(s.Action).includes('sts:AssumeRole')).flatMap((s) =>
+        list(s.Resource),
+      );
       expect(assumable.sort()).toEqual(roleNames.map((n) => roleArn(n)).sort());
 
       for (const name of roleNames)
@@ -113,14 +135,29 @@ describe('docs/iam: the IAM policy files', () => {
     });
 
     it('can assume no other role: not in its account, not one of the same name in another account (even where trusted)', async () => {
-      const others = [roleArn('admin'), roleArn('credvend-service'), roleArn('credvend-uploads-2'), roleArn('credvend-uploads', OTHER_ACCOUNT), roleArn('credvend-ci-artifacts', OTHER_ACCOUNT)];
+      const others = [
+        roleArn('admin'),
+        roleArn('credvend-service'),
+        roleArn('credvend-uploads-2'),
+        roleArn('credvend-uploads', OTHER_ACCOUNT),
+        roleArn('credvend-ci-artifacts', OTHER_ACCOUNT),
+      ];
       for (const role of others) {
         const trust = trustsAccount(ACCOUNT); // the other role trusts credvend's account: the service role's own policy must refuse
         for (const action of ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'])
-          expect(await sts({ action, role, trust, context: WITH_SOURCE_IDENTITY }), `${action} ${role}`).toBe('ImplicitlyDenied');
+          expect(await sts({ action, role, trust, context: WITH_SOURCE_IDENTITY }), `${action} ${role}`).toBe(
+            'ImplicitlyDenied',
+          );
       }
       // The control: the same request on a profile role with such a trust policy is allowed.
-      expect(await sts({ action: 'sts:AssumeRole', role: roleArn('credvend-uploads'), trust: trustsAccount(ACCOUNT), context: WITH_SOURCE_IDENTITY })).toBe('Allowed');
+      expect(
+        await sts({
+          action: 'sts:AssumeRole',
+          role: roleArn('credvend-uploads'),
+          trust: trustsAccount(ACCOUNT),
+          context: WITH_SOURCE_IDENTITY,
+        }),
+      ).toBe('Allowed');
     });
 
     it('may describe the profile KMS key, and has no iam:*, s3:* or other KMS permission', () => {
@@ -139,7 +176,8 @@ describe('docs/iam: the IAM policy files', () => {
         ['kms:GenerateDataKey', KEY],
         ['kms:DescribeKey', `arn:aws:kms:eu-west-1:${ACCOUNT}:key/ffffffff-12ab-34cd-56ef-1234567890ab`],
       ];
-      for (const [action, resource] of denied) expect(evaluateIdentityPolicy(service, { action, resource }), `${action} ${resource}`).toBe('ImplicitlyDenied');
+      for (const [action, resource] of denied)
+        expect(evaluateIdentityPolicy(service, { action, resource }), `${action} ${resource}`).toBe('ImplicitlyDenied');
       expect(evaluateIdentityPolicy(service, { action: 'kms:DescribeKey', resource: KEY })).toBe('Allowed');
     });
   });
@@ -150,13 +188,19 @@ describe('docs/iam: the IAM policy files', () => {
     it('trusts the service role with a SourceIdentity, and refuses it without one', async () => {
       const trust = trustOf(name);
       for (const s of trust.Statement) expect(s.Principal).toEqual({ AWS: SERVICE_ROLE });
-      expect(trust.Statement.filter((s) => list(s.Action).includes('sts:AssumeRole')).every((s) => JSON.stringify(s.Condition ?? {}).includes('"sts:SourceIdentity"'))).toBe(true);
+      expect(
+        trust.Statement.filter((s) => list(s.Action).includes('sts:AssumeRole')).every((s) =>
+          JSON.stringify(s.Condition ?? {}).includes('"sts:SourceIdentity"'),
+        ),
+      ).toBe(true);
 
       for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity'])
         expect(await sts({ action, role, trust, context: WITH_SOURCE_IDENTITY }), action).toBe('Allowed');
       // credvend always sets it; a caller that does not (a person with the service role's keys) is refused
       expect(await sts({ action: 'sts:AssumeRole', role, trust })).toBe('ImplicitlyDenied');
-      expect(await sts({ action: 'sts:AssumeRole', role, trust, context: { 'sts:SourceIdentity': '' } })).toBe('ImplicitlyDenied');
+      expect(await sts({ action: 'sts:AssumeRole', role, trust, context: { 'sts:SourceIdentity': '' } })).toBe(
+        'ImplicitlyDenied',
+      );
     });
 
     it('refuses every other principal, even one whose own policies allow everything', async () => {
@@ -171,7 +215,10 @@ describe('docs/iam: the IAM policy files', () => {
       ];
       for (const principal of strangers)
         for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'])
-          expect(await sts({ principal, identity: ADMIN, action, role, trust, context: WITH_SOURCE_IDENTITY }), `${principal} ${action}`).toBe('ImplicitlyDenied');
+          expect(
+            await sts({ principal, identity: ADMIN, action, role, trust, context: WITH_SOURCE_IDENTITY }),
+            `${principal} ${action}`,
+          ).toBe('ImplicitlyDenied');
     });
 
     it('grants what credvend asks for under its prefix and nothing beyond it', () => {
@@ -179,13 +226,16 @@ describe('docs/iam: the IAM policy files', () => {
       const perms = permissionsOf(name);
       const inside = `arn:aws:s3:::${p.bucket}/${p.prefix}alice/report.pdf`;
       const wanted = [...new Set(p.operations.flatMap((op) => s3Actions(op, false)))];
-      for (const action of wanted) expect(evaluateIdentityPolicy(perms, { action, resource: inside }), action).toBe('Allowed');
+      for (const action of wanted)
+        expect(evaluateIdentityPolicy(perms, { action, resource: inside }), action).toBe('Allowed');
       if (p.kms) {
         const kms = [...new Set(p.operations.flatMap((op) => kmsActions(op)))];
         const viaS3 = { 'kms:ViaService': `s3.eu-west-1.amazonaws.com` };
         for (const action of kms) {
           expect(evaluateIdentityPolicy(perms, { action, resource: p.kms, context: viaS3 }), action).toBe('Allowed');
-          expect(evaluateIdentityPolicy(perms, { action, resource: p.kms }), `${action} outside S3`).toBe('ImplicitlyDenied');
+          expect(evaluateIdentityPolicy(perms, { action, resource: p.kms }), `${action} outside S3`).toBe(
+            'ImplicitlyDenied',
+          );
         }
       }
       const denied: [string, string][] = [
@@ -200,17 +250,38 @@ describe('docs/iam: the IAM policy files', () => {
         ['iam:PassRole', role],
       ];
       if (!p.operations.includes('download')) denied.push(['s3:GetObject', inside]);
-      for (const [action, resource] of denied) expect(evaluateIdentityPolicy(perms, { action, resource, context: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } }), `${action} ${resource}`).toBe('ImplicitlyDenied');
+      for (const [action, resource] of denied)
+        expect(
+          evaluateIdentityPolicy(perms, {
+            action,
+            resource,
+            context: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' },
+          }),
+          `${action} ${resource}`,
+        ).toBe('ImplicitlyDenied');
     });
   });
 
   it('credvend-ci-artifacts accepts only the session tags its profile sets', async () => {
     const role = roleArn('credvend-ci-artifacts');
     const trust = trustOf('credvend-ci-artifacts');
-    const tags = (keys: string[]) => ({ ...WITH_SOURCE_IDENTITY, 'aws:TagKeys': keys, ...Object.fromEntries(keys.map((k) => [`aws:RequestTag/${k}`, 'x'])) });
+    const tags = (keys: string[]) => ({
+      ...WITH_SOURCE_IDENTITY,
+      'aws:TagKeys': keys,
+      ...Object.fromEntries(keys.map((k) => [`aws:RequestTag/${k}`, 'x'])),
+    });
     expect(await sts({ action: 'sts:TagSession', role, trust, context: tags(['project', 'env']) })).toBe('Allowed');
-    expect(await sts({ action: 'sts:TagSession', role, trust, context: tags(['project', 'admin']) })).toBe('ImplicitlyDenied');
+    expect(await sts({ action: 'sts:TagSession', role, trust, context: tags(['project', 'admin']) })).toBe(
+      'ImplicitlyDenied',
+    );
     // credvend-uploads' profile sets no tags, so its role does not allow tagging at all
-    expect(await sts({ action: 'sts:TagSession', role: roleArn('credvend-uploads'), trust: trustOf('credvend-uploads'), context: tags(['project']) })).toBe('ImplicitlyDenied');
+    expect(
+      await sts({
+        action: 'sts:TagSession',
+        role: roleArn('credvend-uploads'),
+        trust: trustOf('credvend-uploads'),
+        context: tags(['project']),
+      }),
+    ).toBe('ImplicitlyDenied');
   });
 });

@@ -14,7 +14,27 @@ import { spawnSync } from 'node:child_process';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { stringify as toYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credsOf, findSecrets, freePort, ISSUER, AUDIENCE, BUCKET, profilesFile, remember, ROOT, run, s3Client, sleep, startIssuer, startRgw, tempRoot, removeTempRoot, vend, type Issuer, type Rgw } from '../helpers/e2e.js';
+import {
+  credsOf,
+  findSecrets,
+  freePort,
+  ISSUER,
+  AUDIENCE,
+  BUCKET,
+  profilesFile,
+  remember,
+  ROOT,
+  run,
+  s3Client,
+  sleep,
+  startIssuer,
+  startRgw,
+  tempRoot,
+  removeTempRoot,
+  vend,
+  type Issuer,
+  type Rgw,
+} from '../helpers/e2e.js';
 import { startContainerStub, startStsStub, type ContainerStub, type StsStub } from '../helpers/fault-stubs.js';
 import { CREDENTIAL_REQUEST, profilesDocument, REGION } from '../helpers/service-process.js';
 import { engineUnavailable, hostState, startEngine, type Engine, type HostState } from './engine.js';
@@ -41,13 +61,16 @@ function skipOnce(reason: string): void {
 
 /** The CA bundle this machine trusts (a TLS-intercepting proxy's CA, if any), for `npm ci` in the build. */
 function caBundle(): string | undefined {
-  return [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE, '/etc/ssl/certs/ca-certificates.crt'].find((f): f is string => !!f && existsSync(f));
+  return [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE, '/etc/ssl/certs/ca-certificates.crt'].find(
+    (f): f is string => !!f && existsSync(f),
+  );
 }
 
 async function docker(args: string[], timeoutMs = 120_000, env?: NodeJS.ProcessEnv): Promise<string> {
   if (!engine) throw new Error('no engine');
   const r = await engine.cli(args, { timeoutMs, ...(env ? { env } : {}) });
-  if (r.code !== 0) throw new Error(`docker ${args.slice(0, 3).join(' ')} … exited ${r.code}:\n${(r.stderr || r.stdout).slice(-3000)}`);
+  if (r.code !== 0)
+    throw new Error(`docker ${args.slice(0, 3).join(' ')} … exited ${r.code}:\n${(r.stderr || r.stdout).slice(-3000)}`);
   return r.stdout.trim();
 }
 
@@ -60,15 +83,39 @@ interface Running {
 }
 
 /** docker run -d: read-only root, no capabilities, no privilege gain, host network (loopback ports). */
-async function runContainer(name: string, env: Record<string, string>, configDir: string, extra: string[] = []): Promise<Running> {
+async function runContainer(
+  name: string,
+  env: Record<string, string>,
+  configDir: string,
+  extra: string[] = [],
+): Promise<Running> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const all = { CREDVEND_HOST: '127.0.0.1', CREDVEND_PORT: String(port), CREDVEND_ADMIN_HOST: '127.0.0.1', CREDVEND_ADMIN_PORT: String(adminPort), ...env };
+  const all = {
+    CREDVEND_HOST: '127.0.0.1',
+    CREDVEND_PORT: String(port),
+    CREDVEND_ADMIN_HOST: '127.0.0.1',
+    CREDVEND_ADMIN_PORT: String(adminPort),
+    ...env,
+  };
   containers.add(name);
   await docker([
-    'run', '-d', '--name', name,
-    '--network', 'host', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
-    '--health-interval', '2s', '--health-start-period', '1s',
-    '-v', `${configDir}:/etc/credvend:ro`,
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--network',
+    'host',
+    '--read-only',
+    '--cap-drop',
+    'ALL',
+    '--security-opt',
+    'no-new-privileges',
+    '--health-interval',
+    '2s',
+    '--health-start-period',
+    '1s',
+    '-v',
+    `${configDir}:/etc/credvend:ro`,
     ...Object.entries(all).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
     ...extra,
     IMAGE,
@@ -82,12 +129,17 @@ async function runContainer(name: string, env: Record<string, string>, configDir
   };
   const readyBy = Date.now() + 60_000;
   for (;;) {
-    const status = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status, () => 0);
+    const status = await fetch(`${adminUrl}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) break;
     const state = await docker(['inspect', '-f', '{{.State.Status}}', name]);
     if (state !== 'running' || Date.now() > readyBy) {
       await saveLogs();
-      throw new Error(`container ${name} not ready (state ${state}, /readyz ${status}):\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+      throw new Error(
+        `container ${name} not ready (state ${state}, /readyz ${status}):\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+      );
     }
     await sleep(200);
   }
@@ -108,7 +160,9 @@ async function stopContainer(name: string): Promise<{ exitCode: number; ms: numb
   const t0 = Date.now();
   await docker(['stop', '-t', '20', name], 60_000);
   const ms = Date.now() - t0;
-  const [exitCode, oom] = (await docker(['inspect', '-f', '{{.State.ExitCode}} {{.State.OOMKilled}}', name])).split(' ');
+  const [exitCode, oom] = (await docker(['inspect', '-f', '{{.State.ExitCode}} {{.State.OOMKilled}}', name])).split(
+    ' ',
+  );
   return { exitCode: Number(exitCode), ms, oomOrKilled: oom === 'true' || Number(exitCode) === 137 };
 }
 
@@ -124,7 +178,10 @@ describe('container image', () => {
   beforeAll(async () => {
     const why = engineUnavailable();
     if (why) return skipOnce(why);
-    if (spawnSync('debootstrap', ['--version'], { stdio: 'ignore' }).status !== 0 && !existsSync(join(ROOT, '.tmp/packaging/cache/node22-bookworm-rootfs.tar.gz')))
+    if (
+      spawnSync('debootstrap', ['--version'], { stdio: 'ignore' }).status !== 0 &&
+      !existsSync(join(ROOT, '.tmp/packaging/cache/node22-bookworm-rootfs.tar.gz'))
+    )
       return skipOnce('debootstrap is not installed and no cached base image tarball (scripts/install-test-deps.sh)');
     dir = tempRoot('cv-pkg-');
     dataRoot = join(ROOT, '.tmp/packaging', `docker-${process.pid}`);
@@ -160,7 +217,17 @@ describe('container image', () => {
     const ca = caBundle();
     const t1 = Date.now();
     await docker(
-      ['build', '--network', 'host', '--build-arg', `NODE_IMAGE=${BASE_IMAGE}`, ...(ca ? ['--secret', `id=npm_ca,src=${ca}`] : []), '-t', IMAGE, '.'],
+      [
+        'build',
+        '--network',
+        'host',
+        '--build-arg',
+        `NODE_IMAGE=${BASE_IMAGE}`,
+        ...(ca ? ['--secret', `id=npm_ca,src=${ca}`] : []),
+        '-t',
+        IMAGE,
+        '.',
+      ],
       420_000,
       { DOCKER_BUILDKIT: '1' },
     );
@@ -169,7 +236,11 @@ describe('container image', () => {
 
     // Assess: the image's configuration
     const config = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .Config}}', IMAGE])) as {
-      User: string; Entrypoint: string[]; ExposedPorts: Record<string, unknown>; Healthcheck?: { Test: string[] }; StopSignal?: string;
+      User: string;
+      Entrypoint: string[];
+      ExposedPorts: Record<string, unknown>;
+      Healthcheck?: { Test: string[] };
+      StopSignal?: string;
     };
     expect(config.User).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
     expect(config.Entrypoint).toEqual(['node', '/app/dist/server.js']); // exec form: node is PID 1 and gets SIGTERM
@@ -180,7 +251,17 @@ describe('container image', () => {
     const baseSize = Number(await docker(['image', 'inspect', '-f', '{{.Size}}', BASE_IMAGE]));
 
     // Assess: what is inside (no shell needed: node lists it)
-    const probe = await docker(['run', '--rm', '--network', 'none', '--read-only', '--entrypoint', 'node', IMAGE, '-e', `
+    const probe = await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--read-only',
+      '--entrypoint',
+      'node',
+      IMAGE,
+      '-e',
+      `
       const fs = require('node:fs');
       const has = (p) => fs.existsSync(p);
       console.log(JSON.stringify({
@@ -191,8 +272,18 @@ describe('container image', () => {
         writableApp: (() => { try { fs.writeFileSync('/app/x', ''); return true; } catch { return false; } })(),
         secrets: ['/app/.env', '/app/.git', '/app/test', '/app/src', '/root/.npmrc', '/app/.npmrc', '/run/secrets/npm_ca'].filter(has),
         maps: fs.readdirSync('/app/dist', { recursive: true }).filter((f) => String(f).endsWith('.map')).length,
-      }));`]);
-    const inside = JSON.parse(probe) as { node: string; uid: number; app: string[]; dev: string[]; prod: string[]; writableApp: boolean; secrets: string[]; maps: number };
+      }));`,
+    ]);
+    const inside = JSON.parse(probe) as {
+      node: string;
+      uid: number;
+      app: string[];
+      dev: string[];
+      prod: string[];
+      writableApp: boolean;
+      secrets: string[];
+      maps: number;
+    };
     expect(inside.node).toMatch(/^v22\./);
     expect(inside.uid).toBe(Number(SERVICE_UID));
     expect(inside.app).toEqual(['dist', 'healthcheck.mjs', 'node_modules', 'package.json']);
@@ -217,13 +308,17 @@ describe('container image', () => {
     mkdirSync(configDir, { recursive: true });
     writeFileSync(join(configDir, 'profiles.yaml'), toYaml(profilesDocument(issuer)), { mode: 0o644 });
     try {
-      const svc = await runContainer('cv-aws', {
-        CREDVEND_RATE_LIMIT_MAX: '0',
-        CREDVEND_STS_ENDPOINT: sts.url,
-        AWS_REGION: REGION,
-        AWS_CONTAINER_CREDENTIALS_FULL_URI: container.url,
-        AWS_EC2_METADATA_DISABLED: 'true',
-      }, configDir);
+      const svc = await runContainer(
+        'cv-aws',
+        {
+          CREDVEND_RATE_LIMIT_MAX: '0',
+          CREDVEND_STS_ENDPOINT: sts.url,
+          AWS_REGION: REGION,
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: container.url,
+          AWS_EC2_METADATA_DISABLED: 'true',
+        },
+        configDir,
+      );
 
       // Act + Assess
       expect(await waitHealthy(svc.name)).toBe('healthy');
@@ -272,22 +367,33 @@ describe('container image', () => {
     mkdirSync(configDir, { recursive: true });
     writeFileSync(join(configDir, 'profiles.yaml'), toYaml(profilesFile(rgw, issuer)), { mode: 0o644 });
     try {
-      const svc = await runContainer('cv-rgw', {
-        CREDVEND_RATE_LIMIT_MAX: '0',
-        CREDVEND_STS_ENDPOINT: rgw.endpoint,
-        CREDVEND_S3_COMPATIBLE: 'true',
-        AWS_REGION: rgw.region,
-        AWS_ACCESS_KEY_ID: rgw.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
-        AWS_EC2_METADATA_DISABLED: 'true',
-      }, configDir);
+      const svc = await runContainer(
+        'cv-rgw',
+        {
+          CREDVEND_RATE_LIMIT_MAX: '0',
+          CREDVEND_STS_ENDPOINT: rgw.endpoint,
+          CREDVEND_S3_COMPATIBLE: 'true',
+          AWS_REGION: rgw.region,
+          AWS_ACCESS_KEY_ID: rgw.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey,
+          AWS_EC2_METADATA_DISABLED: 'true',
+        },
+        configDir,
+      );
 
       // Act
       const token = await issuer.sign({ sub: 'bob' }, { issuer: ISSUER, audience: AUDIENCE });
       const vended = await vend(svc, token, { profile: 'uploads', operation: 'upload', keys: ['from-container.txt'] });
       const s3 = s3Client(rgw, credsOf(vended));
-      const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'uploads/bob/from-container.txt', Body: 'made in a container' }));
-      const denied = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'uploads/mallory/x.txt', Body: 'no' })).then(() => 'allowed', (e: { name?: string }) => e.name ?? 'error');
+      const put = await s3.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: 'uploads/bob/from-container.txt', Body: 'made in a container' }),
+      );
+      const denied = await s3
+        .send(new PutObjectCommand({ Bucket: BUCKET, Key: 'uploads/mallory/x.txt', Body: 'no' }))
+        .then(
+          () => 'allowed',
+          (e: { name?: string }) => e.name ?? 'error',
+        );
       const stopped = await stopContainer(svc.name);
       await svc.saveLogs();
 

@@ -11,7 +11,16 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, freePort, ROOT, removeTempRoot, startIssuer, tail, tempRoot, type Issuer } from '../helpers/e2e.js';
+import {
+  ensureBuilt,
+  freePort,
+  ROOT,
+  removeTempRoot,
+  startIssuer,
+  tail,
+  tempRoot,
+  type Issuer,
+} from '../helpers/e2e.js';
 import { startContainerStub, startStsStub, type ContainerStub, type StsStub } from '../helpers/fault-stubs.js';
 import { CREDENTIAL_REQUEST, startService, waitFor, type Service } from '../helpers/service-process.js';
 
@@ -20,12 +29,17 @@ const RULES = join(ROOT, 'ops/prometheus/alerts.yml');
 const RULE_TESTS = join(ROOT, 'ops/prometheus/alerts.test.yml');
 const PROMETHEUS = '/usr/bin/prometheus';
 
-interface AlertRule { alert: string; expr: string }
+interface AlertRule {
+  alert: string;
+  expr: string;
+}
 const GROUPS = (parse(readFileSync(RULES, 'utf8')) as { groups: { name: string; rules: AlertRule[] }[] }).groups;
 const ALERTS = GROUPS.flatMap((g) => g.rules.map((r) => r.alert));
 
 function promtoolMissing(): string | undefined {
-  return spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: 10_000 }).status === 0 ? undefined : 'promtool is not installed (Debian package prometheus: scripts/install-test-deps.sh)';
+  return spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: 10_000 }).status === 0
+    ? undefined
+    : 'promtool is not installed (Debian package prometheus: scripts/install-test-deps.sh)';
 }
 
 describe('alert rules: promtool', () => {
@@ -35,8 +49,14 @@ describe('alert rules: promtool', () => {
     expect(tests.rule_files).toEqual(['alerts.yml']);
     const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of ALERTS) {
-      expect(cases.some((c) => c.alertname === alert && (c.exp_alerts ?? []).length > 0), `${alert} fires somewhere`).toBe(true);
-      expect(cases.some((c) => c.alertname === alert && (c.exp_alerts ?? []).length === 0), `${alert} stays silent somewhere`).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === alert && (c.exp_alerts ?? []).length > 0),
+        `${alert} fires somewhere`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === alert && (c.exp_alerts ?? []).length === 0),
+        `${alert} stays silent somewhere`,
+      ).toBe(true);
     }
     expect([...new Set(cases.map((c) => c.alertname))].sort()).toEqual([...ALERTS].sort());
   });
@@ -56,7 +76,11 @@ describe('alert rules: promtool', () => {
   });
 });
 
-interface PromResponse<T> { status: string; data: T; error?: string }
+interface PromResponse<T> {
+  status: string;
+  data: T;
+  error?: string;
+}
 
 describe('a real Prometheus scraping a running credvend, with the alert rules', () => {
   let skipReason: string | undefined;
@@ -70,7 +94,7 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
   let sts: StsStub | undefined;
   let issuer: Issuer | undefined;
 
-  const api = async <T,>(path: string): Promise<T> => {
+  const api = async <T>(path: string): Promise<T> => {
     const r = await fetch(`${promUrl}${path}`, { signal: AbortSignal.timeout(5_000) });
     const body = (await r.json()) as PromResponse<T>;
     expect(body.status, `${path}: ${body.error ?? ''}`).toBe('success');
@@ -78,7 +102,10 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
   };
 
   beforeAll(async () => {
-    if (!existsSync(PROMETHEUS) || spawnSync(PROMETHEUS, ['--version'], { stdio: 'ignore', timeout: 10_000 }).status !== 0) {
+    if (
+      !existsSync(PROMETHEUS) ||
+      spawnSync(PROMETHEUS, ['--version'], { stdio: 'ignore', timeout: 10_000 }).status !== 0
+    ) {
       skipReason = `${PROMETHEUS} is not installed (Debian package prometheus: scripts/install-test-deps.sh)`;
       console.log(`SKIPPED ${SUITE}: ${skipReason}`);
       return;
@@ -99,7 +126,9 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
       stringify({
         global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
         rule_files: [join(dir, 'alerts.yml')],
-        scrape_configs: [{ job_name: 'credvend', metrics_path: '/metrics', static_configs: [{ targets: [adminTarget] }] }],
+        scrape_configs: [
+          { job_name: 'credvend', metrics_path: '/metrics', static_configs: [{ targets: [adminTarget] }] },
+        ],
       }),
     );
     const port = await freePort();
@@ -108,7 +137,13 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
     const log = openSync(promLog, 'a');
     prom = spawn(
       PROMETHEUS,
-      [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1h', '--log.level=warn'],
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--storage.tsdb.retention.time=1h',
+        '--log.level=warn',
+      ],
       { cwd: dir, stdio: ['ignore', log, log] },
     );
     closeSync(log);
@@ -116,7 +151,15 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
     const killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
     promExited = new Promise((r) => child.on('exit', (code, sig) => (process.off('exit', killOnExit), r(code ?? sig))));
-    const ready = await waitFor(async () => (await fetch(`${promUrl}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status, () => 0)) === 200, 30_000, 200);
+    const ready = await waitFor(
+      async () =>
+        (await fetch(`${promUrl}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      30_000,
+      200,
+    );
     if (ready === undefined) throw new Error(`prometheus not ready after 30 s:\n${tail(promLog)}`);
   }, 120_000);
 
@@ -138,15 +181,23 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
     if (skipReason) return ctx.skip();
     // A credential request, so the issuance counter has a sample too.
     const token = await issuer!.sign({ sub: 'scraped-user' });
-    const res = await fetch(`${svc!.url}/v1/credentials`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(CREDENTIAL_REQUEST) });
+    const res = await fetch(`${svc!.url}/v1/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(CREDENTIAL_REQUEST),
+    });
     expect(res.status, await res.clone().text()).toBe(200);
 
     type Target = { health: string; lastError: string; scrapeUrl: string; labels: Record<string, string> };
     let targets: Target[] = [];
-    const up = await waitFor(async () => {
-      targets = (await api<{ activeTargets: Target[] }>('/api/v1/targets')).activeTargets;
-      return targets.length === 1 && targets[0]!.health === 'up';
-    }, 30_000, 250);
+    const up = await waitFor(
+      async () => {
+        targets = (await api<{ activeTargets: Target[] }>('/api/v1/targets')).activeTargets;
+        return targets.length === 1 && targets[0]!.health === 'up';
+      },
+      30_000,
+      250,
+    );
     expect(up, JSON.stringify(targets)).toBeDefined();
     expect(targets[0]!.scrapeUrl).toBe(`${svc!.adminUrl}/metrics`);
     expect(targets[0]!.lastError).toBe('');
@@ -156,32 +207,58 @@ describe('a real Prometheus scraping a running credvend, with the alert rules', 
     expect((await query('up{job="credvend"}')).result.map((r) => r.value[1])).toEqual(['1']);
     const info = (await query('credvend_build_info')).result;
     expect(info).toHaveLength(1);
-    expect(info[0]!.metric).toMatchObject({ job: 'credvend', instance: new URL(svc!.adminUrl).host, version: expect.any(String), node_version: process.version });
+    expect(info[0]!.metric).toMatchObject({
+      job: 'credvend',
+      instance: new URL(svc!.adminUrl).host,
+      version: expect.any(String),
+      node_version: process.version,
+    });
     expect(info[0]!.value[1]).toBe('1');
     expect((await query('credvend_ready')).result.map((r) => r.value[1])).toEqual(['1']);
     let issued: Vector['result'] = [];
-    const counted = await waitFor(async () => (issued = (await query('sum(credvend_credentials_issued_total)')).result).length === 1 && issued[0]!.value[1] === '1', 15_000, 250);
+    const counted = await waitFor(
+      async () =>
+        (issued = (await query('sum(credvend_credentials_issued_total)')).result).length === 1 &&
+        issued[0]!.value[1] === '1',
+      15_000,
+      250,
+    );
     expect(counted, JSON.stringify(issued)).toBeDefined();
   });
 
   it('loads every alert rule of ops/prometheus/alerts.yml and evaluates each without error', async (ctx) => {
     if (skipReason) return ctx.skip();
-    type Rule = { name: string; type: string; health: string; lastError?: string; lastEvaluation: string; state?: string };
+    type Rule = {
+      name: string;
+      type: string;
+      health: string;
+      lastError?: string;
+      lastEvaluation: string;
+      state?: string;
+    };
     type Group = { name: string; file: string; rules: Rule[] };
     let groups: Group[] = [];
     // Loaded, and each rule evaluated at least once (health moves from "unknown" to "ok" or "err").
-    const evaluated = await waitFor(async () => {
-      groups = (await api<{ groups: Group[] }>('/api/v1/rules')).groups;
-      const rules = groups.flatMap((g) => g.rules);
-      return rules.length === ALERTS.length && rules.every((r) => r.health !== 'unknown');
-    }, 30_000, 250);
+    const evaluated = await waitFor(
+      async () => {
+        groups = (await api<{ groups: Group[] }>('/api/v1/rules')).groups;
+        const rules = groups.flatMap((g) => g.rules);
+        return rules.length === ALERTS.length && rules.every((r) => r.health !== 'unknown');
+      },
+      30_000,
+      250,
+    );
     expect(evaluated, JSON.stringify(groups).slice(0, 2000)).toBeDefined();
     const rules = groups.flatMap((g) => g.rules);
     expect(groups.map((g) => g.name).sort()).toEqual(GROUPS.map((g) => g.name).sort());
     expect(rules.map((r) => r.name).sort()).toEqual([...ALERTS].sort());
     for (const r of rules) {
       expect(r.type, r.name).toBe('alerting');
-      expect({ name: r.name, health: r.health, lastError: r.lastError ?? '' }).toEqual({ name: r.name, health: 'ok', lastError: '' });
+      expect({ name: r.name, health: r.health, lastError: r.lastError ?? '' }).toEqual({
+        name: r.name,
+        health: 'ok',
+        lastError: '',
+      });
     }
     // A healthy, ready credvend: nothing is firing (CredvendNotReady above all).
     const alerts = (await api<{ alerts: { labels: { alertname: string }; state: string }[] }>('/api/v1/alerts')).alerts;

@@ -32,13 +32,18 @@ describe('secret scan over the app suites traffic', () => {
       }
     }
     const leaks: string[] = [];
-    for (const line of lines) for (const n of needles) if (line.includes(n)) leaks.push(`${n.slice(0, 12)}… in ${line.slice(0, 120)}`);
+    for (const line of lines)
+      for (const n of needles) if (line.includes(n)) leaks.push(`${n.slice(0, 12)}… in ${line.slice(0, 120)}`);
     expect(leaks).toEqual([]);
   });
 
   it('the audit records of issued credentials carry the access key id (CloudTrail join) but no secret field', () => {
-    const lines = readdirSync(dir!).flatMap((f) => (JSON.parse(readFileSync(join(dir!, f), 'utf8')) as { lines: string[] }).lines);
-    const issued = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.event === 'credentials.issued');
+    const lines = readdirSync(dir!).flatMap(
+      (f) => (JSON.parse(readFileSync(join(dir!, f), 'utf8')) as { lines: string[] }).lines,
+    );
+    const issued = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r.event === 'credentials.issued');
     expect(issued.length).toBeGreaterThan(10);
     for (const r of issued) {
       expect(r.accessKeyId).toMatch(/^ASIA/);

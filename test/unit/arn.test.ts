@@ -1,12 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import {
-  parseArn,
-  parseRoleArn,
-  parseManagedPolicyArn,
-  parseKmsArn,
-  s3ObjectArn,
-  s3BucketArn,
-} from '../../src/arn.js';
+import { parseArn, parseRoleArn, parseManagedPolicyArn, parseKmsArn, s3ObjectArn, s3BucketArn } from '../../src/arn.js';
 
 // Why these tests are paranoid: a misparsed ARN (a policy ARN taken as a role,
 // a role "name" that smuggles in ':policy/...', a trimmed trailing space)
@@ -17,11 +10,23 @@ const ACCT = '123456789012';
 
 describe('parseArn', () => {
   it.each<[string, { partition: string; service: string; region: string; account: string; resource: string }]>([
-    [`arn:aws:iam::${ACCT}:role/VendRole`, { partition: 'aws', service: 'iam', region: '', account: ACCT, resource: 'role/VendRole' }],
+    [
+      `arn:aws:iam::${ACCT}:role/VendRole`,
+      { partition: 'aws', service: 'iam', region: '', account: ACCT, resource: 'role/VendRole' },
+    ],
     // The resource keeps any further ':' (e.g. log groups, some legacy shapes).
-    [`arn:aws:logs:us-east-1:${ACCT}:log-group:/app:*`, { partition: 'aws', service: 'logs', region: 'us-east-1', account: ACCT, resource: 'log-group:/app:*' }],
-    ['arn:aws-cn:s3:::bucket/key', { partition: 'aws-cn', service: 's3', region: '', account: '', resource: 'bucket/key' }],
-    ['arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/abc', { partition: 'aws-us-gov', service: 'kms', region: 'us-gov-west-1', account: ACCT, resource: 'key/abc' }],
+    [
+      `arn:aws:logs:us-east-1:${ACCT}:log-group:/app:*`,
+      { partition: 'aws', service: 'logs', region: 'us-east-1', account: ACCT, resource: 'log-group:/app:*' },
+    ],
+    [
+      'arn:aws-cn:s3:::bucket/key',
+      { partition: 'aws-cn', service: 's3', region: '', account: '', resource: 'bucket/key' },
+    ],
+    [
+      'arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/abc',
+      { partition: 'aws-us-gov', service: 'kms', region: 'us-gov-west-1', account: ACCT, resource: 'key/abc' },
+    ],
   ])('accepts %s', (text, expected) => {
     expect(parseArn(text)).toEqual({ ok: true, value: expected });
   });
@@ -70,9 +75,20 @@ describe('parseRoleArn', () => {
   it('accepts an empty account only with allowMissingAccount (Ceph RGW shape)', () => {
     expect(parseRoleArn('arn:aws:iam:::role/VendRole', { allowMissingAccount: true })).toEqual({
       ok: true,
-      value: { partition: 'aws', service: 'iam', region: '', account: '', resource: 'role/VendRole', path: '/', name: 'VendRole' },
+      value: {
+        partition: 'aws',
+        service: 'iam',
+        region: '',
+        account: '',
+        resource: 'role/VendRole',
+        path: '/',
+        name: 'VendRole',
+      },
     });
-    expect(parseRoleArn('arn:aws:iam:::role/VendRole')).toEqual({ ok: false, error: 'account is missing (must be 12 digits)' });
+    expect(parseRoleArn('arn:aws:iam:::role/VendRole')).toEqual({
+      ok: false,
+      error: 'account is missing (must be 12 digits)',
+    });
     expect(parseRoleArn('arn:aws:iam:::role/VendRole', { allowMissingAccount: false }).ok).toBe(false);
     // The option relaxes only the missing account, never a malformed one.
     expect(parseRoleArn('arn:aws:iam::12345:role/VendRole', { allowMissingAccount: true }).ok).toBe(false);
@@ -115,7 +131,7 @@ describe('parseRoleArn', () => {
     [`ARN:aws:iam::${ACCT}:role/VendRole`, "lowercase 'arn:'"],
     [`arn:aws:iam::${ACCT}:role/VendRole `, 'whitespace'],
     [` arn:aws:iam::${ACCT}:role/VendRole`, 'whitespace'],
-    ['VendRole', "not an ARN"],
+    ['VendRole', 'not an ARN'],
   ])('rejects %j', (text, error) => {
     const r = parseRoleArn(text);
     expect(r.ok).toBe(false);
@@ -126,14 +142,29 @@ describe('parseRoleArn', () => {
 describe('parseManagedPolicyArn', () => {
   it.each<[string, string, string, string, boolean]>([
     ['arn:aws:iam::aws:policy/AdministratorAccess', 'aws', '/', 'AdministratorAccess', true],
-    ['arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy', 'aws', '/service-role/', 'AmazonECSTaskExecutionRolePolicy', true],
+    [
+      'arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy',
+      'aws',
+      '/service-role/',
+      'AmazonECSTaskExecutionRolePolicy',
+      true,
+    ],
     ['arn:aws-cn:iam::aws:policy/ReadOnlyAccess', 'aws', '/', 'ReadOnlyAccess', true],
     ['arn:aws-us-gov:iam::aws:policy/ReadOnlyAccess', 'aws', '/', 'ReadOnlyAccess', true],
     [`arn:aws:iam::${ACCT}:policy/VendPolicy`, ACCT, '/', 'VendPolicy', false],
-    [`arn:aws:iam::${ACCT}:policy/team/vend/Upload+Only=1,v.2@x-y_z`, ACCT, '/team/vend/', 'Upload+Only=1,v.2@x-y_z', false],
+    [
+      `arn:aws:iam::${ACCT}:policy/team/vend/Upload+Only=1,v.2@x-y_z`,
+      ACCT,
+      '/team/vend/',
+      'Upload+Only=1,v.2@x-y_z',
+      false,
+    ],
     [`arn:aws:iam::${ACCT}:policy/${'n'.repeat(128)}`, ACCT, '/', 'n'.repeat(128), false],
   ])('accepts %s', (text, account, path, name, awsManaged) => {
-    expect(parseManagedPolicyArn(text)).toMatchObject({ ok: true, value: { service: 'iam', region: '', account, path, name, awsManaged } });
+    expect(parseManagedPolicyArn(text)).toMatchObject({
+      ok: true,
+      value: { service: 'iam', region: '', account, path, name, awsManaged },
+    });
   });
 
   it.each<[string, string]>([
@@ -166,8 +197,16 @@ describe('parseManagedPolicyArn', () => {
 
 describe('parseKmsArn', () => {
   it.each<[string, 'key' | 'alias', string]>([
-    [`arn:aws:kms:us-east-1:${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`, 'key', '1234abcd-12ab-34cd-56ef-1234567890ab'],
-    [`arn:aws:kms:eu-west-2:${ACCT}:key/mrk-1234abcd12ab34cd56ef1234567890ab`, 'key', 'mrk-1234abcd12ab34cd56ef1234567890ab'],
+    [
+      `arn:aws:kms:us-east-1:${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+      'key',
+      '1234abcd-12ab-34cd-56ef-1234567890ab',
+    ],
+    [
+      `arn:aws:kms:eu-west-2:${ACCT}:key/mrk-1234abcd12ab34cd56ef1234567890ab`,
+      'key',
+      'mrk-1234abcd12ab34cd56ef1234567890ab',
+    ],
     [`arn:aws-cn:kms:cn-north-1:${ACCT}:alias/vend`, 'alias', 'vend'],
     [`arn:aws-us-gov:kms:us-gov-west-1:${ACCT}:alias/aws/s3`, 'alias', 'aws/s3'],
   ])('accepts %s', (text, kind, id) => {

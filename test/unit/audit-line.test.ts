@@ -18,8 +18,16 @@ function pinoLine(event: AuditEvent): string {
       base: { log: 'audit' },
       timestamp: () => `,"time":"${AT.toISOString()}"`,
       messageKey: 'msg',
-      redact: { paths: ['', 'subject.', 'subject.claims.', 'sessionTags.'].flatMap((at) => SECRET_FIELDS.map((f) => `${at}${f}`)), censor: '[REDACTED]' },
-      hooks: { streamWrite: (s: string) => s.replace(LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) },
+      redact: {
+        paths: ['', 'subject.', 'subject.claims.', 'sessionTags.'].flatMap((at) =>
+          SECRET_FIELDS.map((f) => `${at}${f}`),
+        ),
+        censor: '[REDACTED]',
+      },
+      hooks: {
+        streamWrite: (s: string) =>
+          s.replace(LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+      },
     },
     new Writable({ write: (chunk: Buffer, _enc, cb) => ((line = chunk.toString('utf8')), cb()) }),
   );
@@ -28,7 +36,13 @@ function pinoLine(event: AuditEvent): string {
   return line;
 }
 
-const FORGED = JSON.stringify({ level: 30, log: 'audit', event: 'credentials.issued', requestId: 'x', accessKeyId: 'ASIAFORGED' });
+const FORGED = JSON.stringify({
+  level: 30,
+  log: 'audit',
+  event: 'credentials.issued',
+  requestId: 'x',
+  accessKeyId: 'ASIAFORGED',
+});
 
 const plan = {
   bucket: 'tenant-bucket',
@@ -40,17 +54,55 @@ const plan = {
   durationSeconds: 900,
   policySha256: 'ab'.repeat(32),
 };
-const base = { requestId: 'r-1', clientIp: '10.0.0.1', userAgent: `agent\u0085${FORGED}`, subject: { iss: 'https://issuer.test', sub: 'alice', claims: { team: 'blue', n: 3, missing: null } }, profile: 'uploads', operation: 'upload' };
+const base = {
+  requestId: 'r-1',
+  clientIp: '10.0.0.1',
+  userAgent: `agent\u0085${FORGED}`,
+  subject: { iss: 'https://issuer.test', sub: 'alice', claims: { team: 'blue', n: 3, missing: null } },
+  profile: 'uploads',
+  operation: 'upload',
+};
 const issued = { accessKeyId: 'ASIAEXAMPLE', expiration: '2030-01-01T00:00:00.000Z', packedPolicySize: 7 };
 
 const EVENTS: AuditEvent[] = [
   { event: 'credentials.issued', ...base, ...plan, ...issued },
   { ...base, ...plan, ...issued, event: 'credentials.issued' }, // event last: moved first
   { event: 'credentials.reused', ...base, ...plan, ...issued, issuedForRequestId: 'r-0' },
-  { event: 'presigned.issued', ...base, ...plan, ...issued, delivery: 'presigned', urls: [{ key: 'uploads/alice/a.txt', method: 'PUT', expiration: '2030-01-01T00:00:00.000Z' }], sessionReused: true, sessionRequestId: 'r-0', maxObjectBytes: 1024 },
-  { event: 'credentials.denied', requestId: 'r-2', clientIp: '10.0.0.2', errorCode: 'CV_TOKEN_MISSING', reason: 'unauthenticated' },
-  { event: 'credentials.denied', ...base, requestedKeys: ['../bob/x', 'é\u2028'], requestedKeyCount: 2, errorCode: 'CV_INVALID_KEY', reason: 'invalid_key' },
-  { event: 'credentials.failed', ...base, ...plan, errorCode: 'CV_AUDIT_UNAVAILABLE', withheld: true, accessKeyId: 'ASIAEXAMPLE', upstreamCode: undefined } as unknown as AuditEvent, // an undefined field is left out
+  {
+    event: 'presigned.issued',
+    ...base,
+    ...plan,
+    ...issued,
+    delivery: 'presigned',
+    urls: [{ key: 'uploads/alice/a.txt', method: 'PUT', expiration: '2030-01-01T00:00:00.000Z' }],
+    sessionReused: true,
+    sessionRequestId: 'r-0',
+    maxObjectBytes: 1024,
+  },
+  {
+    event: 'credentials.denied',
+    requestId: 'r-2',
+    clientIp: '10.0.0.2',
+    errorCode: 'CV_TOKEN_MISSING',
+    reason: 'unauthenticated',
+  },
+  {
+    event: 'credentials.denied',
+    ...base,
+    requestedKeys: ['../bob/x', 'é\u2028'],
+    requestedKeyCount: 2,
+    errorCode: 'CV_INVALID_KEY',
+    reason: 'invalid_key',
+  },
+  {
+    event: 'credentials.failed',
+    ...base,
+    ...plan,
+    errorCode: 'CV_AUDIT_UNAVAILABLE',
+    withheld: true,
+    accessKeyId: 'ASIAEXAMPLE',
+    upstreamCode: undefined,
+  } as unknown as AuditEvent, // an undefined field is left out
 ];
 
 describe('auditLine', () => {
@@ -77,8 +129,14 @@ describe('auditLine', () => {
     // Assess
     expect(line).toBe(pinoLine(e));
     for (const v of Object.values(secrets)) expect(line).not.toContain(v);
-    const rec = JSON.parse(line) as { secretAccessKey: string; subject: { jwt: string; claims: { token: string } }; sessionTags: { authorization: string } };
-    expect([rec.secretAccessKey, rec.subject.jwt, rec.subject.claims.token, rec.sessionTags.authorization]).toEqual(Array(4).fill('[REDACTED]'));
+    const rec = JSON.parse(line) as {
+      secretAccessKey: string;
+      subject: { jwt: string; claims: { token: string } };
+      sessionTags: { authorization: string };
+    };
+    expect([rec.secretAccessKey, rec.subject.jwt, rec.subject.claims.token, rec.sessionTags.authorization]).toEqual(
+      Array(4).fill('[REDACTED]'),
+    );
     // the event passed in is not modified
     expect((e as unknown as { subject: { jwt: string } }).subject.jwt).toBe(secrets.jwt);
   });

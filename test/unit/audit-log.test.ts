@@ -6,10 +6,26 @@ import { AuditUnavailableError, createAuditLog, type AuditEvent } from '../../sr
 import type { AuditSink } from '../../src/audit/sink.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 
-const denied = (id: string): AuditEvent => ({ event: 'credentials.denied', requestId: id, clientIp: '10.0.0.1', errorCode: 'CV_TOKEN_MISSING', reason: 'unauthenticated' });
+const denied = (id: string): AuditEvent => ({
+  event: 'credentials.denied',
+  requestId: id,
+  clientIp: '10.0.0.1',
+  errorCode: 'CV_TOKEN_MISSING',
+  reason: 'unauthenticated',
+});
 const issued = (id: string): AuditEvent => ({
-  event: 'credentials.issued', requestId: id, clientIp: '10.0.0.1', bucket: 'b', roleArn: 'arn:aws:iam::1:role/r', roleSessionName: 's',
-  sourceIdentity: 'a', sessionTags: {}, durationSeconds: 900, policySha256: 'x', accessKeyId: `ASIA${id}`, expiration: '2030-01-01T00:00:00.000Z',
+  event: 'credentials.issued',
+  requestId: id,
+  clientIp: '10.0.0.1',
+  bucket: 'b',
+  roleArn: 'arn:aws:iam::1:role/r',
+  roleSessionName: 's',
+  sourceIdentity: 'a',
+  sessionTags: {},
+  durationSeconds: 900,
+  policySha256: 'x',
+  accessKeyId: `ASIA${id}`,
+  expiration: '2030-01-01T00:00:00.000Z',
 });
 
 /** A disk with `room` bytes left: accepts what fits, then ENOSPC (a short write). */

@@ -57,12 +57,16 @@ describe('token parsing', () => {
 
   it('refuses duplicate members in the JOSE header', () => {
     // Attack stopped: {"alg":"none","alg":"RS256"}: a verifier reading the first member skips the signature.
-    expect(rejected(() => parseToken(raw('{"alg":"none","alg":"RS256"}', payload)))).toBe('duplicate member in the token');
+    expect(rejected(() => parseToken(raw('{"alg":"none","alg":"RS256"}', payload)))).toBe(
+      'duplicate member in the token',
+    );
   });
 
   it('refuses duplicate members in the payload', () => {
     // Attack stopped: "sub":"alice","sub":"mallory" granting under mallory.
-    expect(rejected(() => parseToken(raw('{"alg":"RS256"}', '{"sub":"alice","sub":"mallory","exp":1}')))).toBe('duplicate member in the token');
+    expect(rejected(() => parseToken(raw('{"alg":"RS256"}', '{"sub":"alice","sub":"mallory","exp":1}')))).toBe(
+      'duplicate member in the token',
+    );
   });
 
   it('refuses a kid that is not a string', () => {
@@ -78,8 +82,12 @@ describe('token parsing', () => {
     const good = raw('{"alg":"RS256"}', payload);
     const [h, p] = good.split('.');
     expect(rejected(() => parseToken(`${h}.${p}.AB`))).toBe('malformed token'); // stray low bits: "AA" is the canonical form
-    expect(rejected(() => parseToken(`${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${p}.c2ln`))).toBe('malformed token');
-    expect(rejected(() => parseToken(raw('{"alg":"RS256","crit":["exp"]}', payload)))).toBe('unsupported critical header');
+    expect(rejected(() => parseToken(`${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${p}.c2ln`))).toBe(
+      'malformed token',
+    );
+    expect(rejected(() => parseToken(raw('{"alg":"RS256","crit":["exp"]}', payload)))).toBe(
+      'unsupported critical header',
+    );
     expect(rejected(() => parseToken(`${h}.${p}.`))).toBe('malformed token');
     expect(rejected(() => parseToken(`${h}.${p}.c2ln.x`))).toBe('malformed token');
     expect(rejected(() => parseToken(`${h}.${p}.${'A'.repeat(20_000)}`))).toBe('malformed token');
@@ -87,29 +95,44 @@ describe('token parsing', () => {
 });
 
 describe('claims', () => {
-  const claims = (c: Record<string, unknown>) => parseStrictJson(JSON.stringify({ iss: 'https://idp', aud: 'credvend', ...c })) as never;
+  const claims = (c: Record<string, unknown>) =>
+    parseStrictJson(JSON.stringify({ iss: 'https://idp', aud: 'credvend', ...c })) as never;
 
   it('refuses exp further ahead than the issuer maximum lifetime', () => {
     // Attack stopped: a leaked token with exp in year 9999 (or 1e300) usable forever.
-    expect(rejected(() => checkClaims(claims({ exp: 253_402_300_799 }), rules))).toBe('lifetime exceeds the issuer maximum');
+    expect(rejected(() => checkClaims(claims({ exp: 253_402_300_799 }), rules))).toBe(
+      'lifetime exceeds the issuer maximum',
+    );
     expect(rejected(() => checkClaims(claims({ exp: 1e300 }), rules))).toBe('lifetime exceeds the issuer maximum');
-    expect(rejected(() => checkClaims(claims({ exp: now + 86_400 + 31 }), rules))).toBe('lifetime exceeds the issuer maximum');
+    expect(rejected(() => checkClaims(claims({ exp: now + 86_400 + 31 }), rules))).toBe(
+      'lifetime exceeds the issuer maximum',
+    );
     expect(checkClaims(claims({ exp: now + 86_400 }), rules)).toEqual(['credvend']);
   });
 
   it('refuses iat in the future beyond the clock skew, and non-numeric times', () => {
     // Attack stopped: a token minted on a wrong clock, or "1700000000" compared as a string.
-    expect(rejected(() => checkClaims(claims({ exp: now + 60, iat: now + 86_400 }), rules))).toBe('issued in the future (iat)');
+    expect(rejected(() => checkClaims(claims({ exp: now + 60, iat: now + 86_400 }), rules))).toBe(
+      'issued in the future (iat)',
+    );
     expect(checkClaims(claims({ exp: now + 60, iat: now + 20 }), rules)).toEqual(['credvend']);
-    expect(rejected(() => checkClaims(claims({ exp: now + 60, iat: String(now) }), rules))).toBe('exp, nbf and iat must be numbers');
-    expect(rejected(() => checkClaims(claims({ exp: String(now + 60) }), rules))).toBe('exp, nbf and iat must be numbers');
-    expect(rejected(() => checkClaims(claims({ exp: now + 60, nbf: null }), rules))).toBe('exp, nbf and iat must be numbers');
+    expect(rejected(() => checkClaims(claims({ exp: now + 60, iat: String(now) }), rules))).toBe(
+      'exp, nbf and iat must be numbers',
+    );
+    expect(rejected(() => checkClaims(claims({ exp: String(now + 60) }), rules))).toBe(
+      'exp, nbf and iat must be numbers',
+    );
+    expect(rejected(() => checkClaims(claims({ exp: now + 60, nbf: null }), rules))).toBe(
+      'exp, nbf and iat must be numbers',
+    );
   });
 
   it('accepts an aud array that contains one of ours; refuses non-string members', () => {
     // RFC 7519 §4.1.3 allows an array; [7] or [{}] must not match by coercion.
     expect(checkClaims(claims({ exp: now + 60, aud: ['other', 'credvend'] }), rules)).toEqual(['other', 'credvend']);
-    expect(rejected(() => checkClaims(claims({ exp: now + 60, aud: ['credvend', 7] }), rules))).toBe('audience not accepted');
+    expect(rejected(() => checkClaims(claims({ exp: now + 60, aud: ['credvend', 7] }), rules))).toBe(
+      'audience not accepted',
+    );
     expect(rejected(() => checkClaims(claims({ exp: now + 60, aud: [] }), rules))).toBe('audience not accepted');
   });
 });
@@ -139,9 +162,14 @@ describe('signature keys', () => {
   });
 
   it('verifies RS, PS, ES and EdDSA signatures and refuses malleated ones', () => {
-    const check = (alg: string, pub: KeyObject, sig: Buffer) => verifySignature(alg, { kind: 'public', key: pub }, data, sig);
+    const check = (alg: string, pub: KeyObject, sig: Buffer) =>
+      verifySignature(alg, { kind: 'public', key: pub }, data, sig);
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const pss = cryptoSign('sha256', Buffer.from(data), { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+    const pss = cryptoSign('sha256', Buffer.from(data), {
+      key: rsa.privateKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: 32,
+    });
     expect(check('PS256', rsa.publicKey, pss)).toBe(true);
     expect(check('RS256', rsa.publicKey, pss)).toBe(false);
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });

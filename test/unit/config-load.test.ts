@@ -7,20 +7,33 @@ import { problemsOf } from '../helpers/config.js';
 const ACCT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
 const PEM = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----';
-const GOOD_ISSUER = { issuer: 'https://gitlab.example.com', audiences: ['credvend'], jwksUri: 'https://gitlab.example.com/oauth/discovery/keys' };
+const GOOD_ISSUER = {
+  issuer: 'https://gitlab.example.com',
+  audiences: ['credvend'],
+  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
+};
 
 function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { roleArn: ROLE, bucket: 'tenant-bucket', region: 'eu-west-1', prefix: 'uploads/{sub}/', match: { iss: GOOD_ISSUER.issuer }, ...over };
+  return {
+    roleArn: ROLE,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    prefix: 'uploads/{sub}/',
+    match: { iss: GOOD_ISSUER.issuer },
+    ...over,
+  };
 }
 
 function loadJson(file: unknown, env: Record<string, string> = {}): Config {
   return loadConfig({ CREDVEND_CONFIG_FILE: '/etc/credvend/profiles.json', ...env }, () => JSON.stringify(file));
 }
 
-
 function expectAll(problems: readonly string[], expected: readonly string[]): void {
   for (const want of expected) {
-    expect(problems.some((p) => p.startsWith(want)), `missing: ${want}\ngot:\n${problems.join('\n')}`).toBe(true);
+    expect(
+      problems.some((p) => p.startsWith(want)),
+      `missing: ${want}\ngot:\n${problems.join('\n')}`,
+    ).toBe(true);
   }
 }
 
@@ -34,7 +47,12 @@ describe('loadConfig: every problem at once', () => {
     const file = {
       issuers: [
         GOOD_ISSUER,
-        { issuer: 'https://two.example.com', audiences: ['credvend'], jwksUri: 'https://two.example.com/jwks', publicKey: PEM },
+        {
+          issuer: 'https://two.example.com',
+          audiences: ['credvend'],
+          jwksUri: 'https://two.example.com/jwks',
+          publicKey: PEM,
+        },
         { issuer: 'https://hs.example.com', audiences: ['credvend'], publicKey: PEM, algorithms: ['RS256', 'HS256'] },
         { issuer: 'https://dev.example.com', audiences: ['credvend'], hmacSecret: 'too-short' },
       ],
@@ -123,7 +141,9 @@ describe('loadConfig: every problem at once', () => {
   });
 
   it('lists environment problems together with file problems', () => {
-    const problems = problemsOf(() => loadJson({ issuers: [GOOD_ISSUER], profiles: { p: profile({ prefix: 'x' }) } }, { CREDVEND_PORT: 'http' }));
+    const problems = problemsOf(() =>
+      loadJson({ issuers: [GOOD_ISSUER], profiles: { p: profile({ prefix: 'x' }) } }, { CREDVEND_PORT: 'http' }),
+    );
     expectAll(problems, ['env.CREDVEND_PORT:', "profiles.p.prefix: must be empty or end with '/'"]);
   });
 
@@ -169,7 +189,10 @@ describe('loadConfig: formats', () => {
           region: 'eu-west-1',
           prefix: 'ci/{project_path}/',
           operations: ['upload'],
-          match: { iss: GOOD_ISSUER.issuer, claims: { project_path: 'group/*', ref_protected: true, environment: ['production', 'staging'] } },
+          match: {
+            iss: GOOD_ISSUER.issuer,
+            claims: { project_path: 'group/*', ref_protected: true, environment: ['production', 'staging'] },
+          },
         },
       },
     });
@@ -194,7 +217,10 @@ describe('loadConfig: formats', () => {
   });
 
   it('derives the partition from the role ARN', () => {
-    const c = loadJson({ issuers: [GOOD_ISSUER], profiles: { cn: profile({ roleArn: `arn:aws-cn:iam::${ACCT}:role/r`, region: 'cn-north-1' }) } });
+    const c = loadJson({
+      issuers: [GOOD_ISSUER],
+      profiles: { cn: profile({ roleArn: `arn:aws-cn:iam::${ACCT}:role/r`, region: 'cn-north-1' }) },
+    });
     expect(c.profiles.get('cn')?.partition).toBe('aws-cn');
   });
 });
@@ -210,7 +236,9 @@ describe('loadConfig: S3-compatible mode', () => {
   it('refuses it in AWS mode: a real AWS role ARN always names its account', () => {
     // Attack/risk: a typo'd ARN pointing STS at an unintended role.
     expect(problemsOf(() => loadJson(file))).toEqual(['profiles.rgw.roleArn: account is missing (must be 12 digits)']);
-    expect(problemsOf(() => loadJson(file, { CREDVEND_S3_COMPATIBLE: 'false' }))).toEqual(['profiles.rgw.roleArn: account is missing (must be 12 digits)']);
+    expect(problemsOf(() => loadJson(file, { CREDVEND_S3_COMPATIBLE: 'false' }))).toEqual([
+      'profiles.rgw.roleArn: account is missing (must be 12 digits)',
+    ]);
   });
 });
 
@@ -220,8 +248,20 @@ describe('prefix templates', () => {
     const file = JSON.stringify({
       issuers: [{ issuer: 'https://i.example.com', audiences: ['a'], hmacSecret: 'x'.repeat(32) }],
       profiles: {
-        joined: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix: 'u/{a}-{b}/', match: {} },
-        split: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix: 'u/{a}/{b}/', match: {} },
+        joined: {
+          roleArn: 'arn:aws:iam::123456789012:role/r',
+          bucket: 'bucket-a',
+          region: 'eu-west-1',
+          prefix: 'u/{a}-{b}/',
+          match: {},
+        },
+        split: {
+          roleArn: 'arn:aws:iam::123456789012:role/r',
+          bucket: 'bucket-a',
+          region: 'eu-west-1',
+          prefix: 'u/{a}/{b}/',
+          match: {},
+        },
       },
     });
     const err = (() => {
@@ -232,7 +272,9 @@ describe('prefix templates', () => {
       }
       throw new Error('expected a ConfigError');
     })();
-    expect(err.problems).toEqual([expect.stringMatching(/^profiles\.joined\.prefix: at most one \{claim\} placeholder per path segment/)]);
+    expect(err.problems).toEqual([
+      expect.stringMatching(/^profiles\.joined\.prefix: at most one \{claim\} placeholder per path segment/),
+    ]);
   });
 });
 
@@ -241,7 +283,13 @@ describe('several trusted issuers', () => {
     { issuer: 'https://gitlab.example.com', audiences: ['a'], hmacSecret: 'g'.repeat(32) },
     { issuer: 'https://token.actions.githubusercontent.com', audiences: ['a'], hmacSecret: 'h'.repeat(32) },
   ];
-  const profile = (match: Record<string, unknown>, prefix = 'u/{sub}/') => ({ roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'bucket-a', region: 'eu-west-1', prefix, match });
+  const profile = (match: Record<string, unknown>, prefix = 'u/{sub}/') => ({
+    roleArn: 'arn:aws:iam::123456789012:role/r',
+    bucket: 'bucket-a',
+    region: 'eu-west-1',
+    prefix,
+    match,
+  });
   const problemsOf = (profiles: Record<string, unknown>): string[] => {
     try {
       loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () => JSON.stringify({ issuers, profiles }));
@@ -254,7 +302,9 @@ describe('several trusted issuers', () => {
   it('a claim-built prefix must be pinned to one issuer, or carry {iss}', () => {
     // Attack stopped: the owner of issuer B mints a token whose sub equals a user of issuer A
     // and lands in that user's prefix.
-    expect(problemsOf({ open: profile({}) })).toEqual([expect.stringMatching(/^profiles\.open\.match\.iss: with several trusted issuers/)]);
+    expect(problemsOf({ open: profile({}) })).toEqual([
+      expect.stringMatching(/^profiles\.open\.match\.iss: with several trusted issuers/),
+    ]);
     expect(problemsOf({ both: profile({ iss: issuers.map((i) => i.issuer) }) })).toHaveLength(1);
     expect(problemsOf({ pinned: profile({ iss: 'https://gitlab.example.com' }) })).toEqual([]);
     expect(problemsOf({ keyed: profile({}, 'u/{iss}/{sub}/') })).toEqual([]);

@@ -16,7 +16,8 @@ import { defaultCredentialChain } from '../../src/sts/base-credentials.js';
 import { ContainerCredentialsError, fromContainerEndpoint, hostAllowed } from '../../src/sts/container-credentials.js';
 import { freePort } from '../helpers/net.js';
 
-type Mode = 'healthy' | '500' | 'hang' | 'slow-body' | 'oversized' | 'oversized-chunked' | 'bad-json' | 'missing-fields';
+type Mode =
+  'healthy' | '500' | 'hang' | 'slow-body' | 'oversized' | 'oversized-chunked' | 'bad-json' | 'missing-fields';
 
 const TIMEOUT_MS = 300;
 // Scheduling slack on a loaded CI machine; far below "never".
@@ -44,7 +45,12 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     seenAuth.push(req.headers.authorization);
     if (expectedAuth !== undefined && req.headers.authorization !== expectedAuth) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ Code: 'AccessDenied', Message: `${BODY_MARKER} bad token ${req.headers.authorization ?? ''}` }));
+      res.writeHead(401, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          Code: 'AccessDenied',
+          Message: `${BODY_MARKER} bad token ${req.headers.authorization ?? ''}`,
+        }),
+      );
       return;
     }
     switch (mode) {
@@ -80,11 +86,19 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(`{"AccessKeyId": "${BODY_MARKER}", `);
         return;
       case 'missing-fields':
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ AccessKeyId: BODY_MARKER, SecretAccessKey: BODY_MARKER, Expiration: EXPIRATION }));
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ AccessKeyId: BODY_MARKER, SecretAccessKey: BODY_MARKER, Expiration: EXPIRATION }));
         return;
       case 'healthy':
         res.writeHead(200, { 'content-type': 'application/json' }).end(
-          JSON.stringify({ AccessKeyId: 'ASIAHEALTHY', SecretAccessKey: 'secret-1', Token: 'session-1', Expiration: EXPIRATION, AccountId: '123456789012' }),
+          JSON.stringify({
+            AccessKeyId: 'ASIAHEALTHY',
+            SecretAccessKey: 'secret-1',
+            Token: 'session-1',
+            Expiration: EXPIRATION,
+            AccountId: '123456789012',
+          }),
         );
         return;
     }
@@ -119,7 +133,11 @@ afterEach(() => {
 });
 
 function provider(env: NodeJS.ProcessEnv, overrides: { timeoutMs?: number; maxResponseBytes?: number } = {}) {
-  return fromContainerEndpoint({ env, timeoutMs: overrides.timeoutMs ?? TIMEOUT_MS, maxResponseBytes: overrides.maxResponseBytes ?? MAX_BYTES });
+  return fromContainerEndpoint({
+    env,
+    timeoutMs: overrides.timeoutMs ?? TIMEOUT_MS,
+    maxResponseBytes: overrides.maxResponseBytes ?? MAX_BYTES,
+  });
 }
 
 async function failure(p: Promise<unknown>): Promise<ContainerCredentialsError> {
@@ -140,10 +158,13 @@ async function failure(p: Promise<unknown>): Promise<ContainerCredentialsError> 
 
 /** The server saw every connection it accepted closed again. */
 async function allSocketsClosed(): Promise<void> {
-  await vi.waitFor(() => {
-    expect(opened).toBeGreaterThan(0);
-    expect(closed).toBe(opened);
-  }, { timeout: 2000, interval: 20 });
+  await vi.waitFor(
+    () => {
+      expect(opened).toBeGreaterThan(0);
+      expect(closed).toBe(opened);
+    },
+    { timeout: 2000, interval: 20 },
+  );
 }
 
 describe('fromContainerEndpoint: healthy endpoint', () => {
@@ -151,9 +172,18 @@ describe('fromContainerEndpoint: healthy endpoint', () => {
     // Prepare
     expectedAuth = TOKEN;
     // Act
-    const c = await provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN })();
+    const c = await provider({
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN,
+    })();
     // Assess
-    expect(c).toEqual({ accessKeyId: 'ASIAHEALTHY', secretAccessKey: 'secret-1', sessionToken: 'session-1', expiration: new Date(EXPIRATION), accountId: '123456789012' });
+    expect(c).toEqual({
+      accessKeyId: 'ASIAHEALTHY',
+      secretAccessKey: 'secret-1',
+      sessionToken: 'session-1',
+      expiration: new Date(EXPIRATION),
+      accountId: '123456789012',
+    });
     expect(seenAuth).toEqual([TOKEN]);
   });
 
@@ -166,7 +196,11 @@ describe('fromContainerEndpoint: healthy endpoint', () => {
     // Prepare
     const file = join(dir, 'eks-pod-identity-token');
     writeFileSync(file, `${TOKEN}-1`);
-    const get = provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: file, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'env-token-ignored' });
+    const get = provider({
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: file,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: 'env-token-ignored',
+    });
     // Act
     await get();
     writeFileSync(file, `${TOKEN}-2`);
@@ -208,33 +242,43 @@ describe('fromContainerEndpoint: failing endpoint', () => {
     await allSocketsClosed();
   });
 
-  it.each(['oversized', 'oversized-chunked'] as const)('%s (5 MB): rejects fast with ResponseTooLarge and drops the socket', async (m) => {
-    mode = m;
-    const started = performance.now();
-    const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` }, { timeoutMs: 5000 })());
-    expect(e.code).toBe('ResponseTooLarge');
-    expect(performance.now() - started).toBeLessThan(1000);
-    await allSocketsClosed();
-  });
+  it.each(['oversized', 'oversized-chunked'] as const)(
+    '%s (5 MB): rejects fast with ResponseTooLarge and drops the socket',
+    async (m) => {
+      mode = m;
+      const started = performance.now();
+      const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` }, { timeoutMs: 5000 })());
+      expect(e.code).toBe('ResponseTooLarge');
+      expect(performance.now() - started).toBeLessThan(1000);
+      await allSocketsClosed();
+    },
+  );
 
   it('500: rejects with HttpStatus500, without the body', async () => {
     mode = '500';
-    expect((await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` })())).code).toBe('HttpStatus500');
+    expect((await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` })())).code).toBe(
+      'HttpStatus500',
+    );
   });
 
   it('wrong token: rejects with HttpStatus401, without the body or the token', async () => {
     expectedAuth = 'the-right-token';
-    const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN })());
+    const e = await failure(
+      provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN })(),
+    );
     expect(e.code).toBe('HttpStatus401');
     expect(seenAuth).toEqual([TOKEN]);
   });
 
-  it.each(['bad-json', 'missing-fields'] as const)('%s: rejects with MalformedResponse, without the body', async (m) => {
-    mode = m;
-    const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` })());
-    expect(e.code).toBe('MalformedResponse');
-    expect(e.cause).toBeUndefined();
-  });
+  it.each(['bad-json', 'missing-fields'] as const)(
+    '%s: rejects with MalformedResponse, without the body',
+    async (m) => {
+      mode = m;
+      const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds` })());
+      expect(e.code).toBe('MalformedResponse');
+      expect(e.cause).toBeUndefined();
+    },
+  );
 });
 
 describe('fromContainerEndpoint: refused before any connection', () => {
@@ -247,7 +291,9 @@ describe('fromContainerEndpoint: refused before any connection', () => {
     ['a DNS name', () => `http://credentials.example.com:${port}/creds`],
   ])('plain http to %s: ForbiddenHost', async (_name, uri) => {
     const started = performance.now();
-    const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: uri(), AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN })());
+    const e = await failure(
+      provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: uri(), AWS_CONTAINER_AUTHORIZATION_TOKEN: TOKEN })(),
+    );
     expect(e.code).toBe('ForbiddenHost');
     expect(performance.now() - started).toBeLessThan(100);
     expect(opened).toBe(0);
@@ -260,14 +306,23 @@ describe('fromContainerEndpoint: refused before any connection', () => {
   ])('a token with %s: InvalidToken, from the env or the token file', async (_name, bad) => {
     const file = join(dir, 'token');
     writeFileSync(file, bad);
-    const fromEnv = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN: bad })());
-    const fromFile = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: file })());
+    const fromEnv = await failure(
+      provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN: bad })(),
+    );
+    const fromFile = await failure(
+      provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: file })(),
+    );
     expect([fromEnv.code, fromFile.code]).toEqual(['InvalidToken', 'InvalidToken']);
     expect(opened).toBe(0);
   });
 
   it('an unreadable token file: TokenFileUnreadable', async () => {
-    const e = await failure(provider({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, 'missing') })());
+    const e = await failure(
+      provider({
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/creds`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, 'missing'),
+      })(),
+    );
     expect(e.code).toBe('TokenFileUnreadable');
     expect(opened).toBe(0);
   });
@@ -318,9 +373,18 @@ describe('hostAllowed: the SDK rule for plain http (https goes anywhere)', () =>
 describe('defaultCredentialChain uses it for the container endpoint', () => {
   beforeEach(() => {
     for (const name of [
-      'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE',
-      'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
-    ]) vi.stubEnv(name, undefined);
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_PROFILE',
+      'AWS_ROLE_ARN',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+      'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+      'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+      'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    ])
+      vi.stubEnv(name, undefined);
     vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', join(dir, 'no-credentials'));
     vi.stubEnv('AWS_CONFIG_FILE', join(dir, 'no-config'));
     vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
@@ -330,7 +394,9 @@ describe('defaultCredentialChain uses it for the container endpoint', () => {
     mode = 'hang';
     vi.stubEnv('AWS_CONTAINER_CREDENTIALS_FULL_URI', `${base}/v2/credentials/task`);
     const started = performance.now();
-    const err: unknown = await defaultCredentialChain({ region: 'eu-west-1', timeoutMs: TIMEOUT_MS })().catch((e: unknown) => e);
+    const err: unknown = await defaultCredentialChain({ region: 'eu-west-1', timeoutMs: TIMEOUT_MS })().catch(
+      (e: unknown) => e,
+    );
     // Named as the SDK names its timeouts, which createBaseCredentials counts as 'Timeout'.
     expect(err).toMatchObject({ name: 'TimeoutError' });
     expect((err as Error).cause).toBeInstanceOf(ContainerCredentialsError);
@@ -342,7 +408,9 @@ describe('defaultCredentialChain uses it for the container endpoint', () => {
   it('caps the answer at maxResponseBytes', async () => {
     mode = 'oversized-chunked';
     vi.stubEnv('AWS_CONTAINER_CREDENTIALS_FULL_URI', `${base}/creds`);
-    expect((await failure(defaultCredentialChain({ timeoutMs: 5000, maxResponseBytes: 4096 })())).code).toBe('ResponseTooLarge');
+    expect((await failure(defaultCredentialChain({ timeoutMs: 5000, maxResponseBytes: 4096 })())).code).toBe(
+      'ResponseTooLarge',
+    );
   });
 
   it('static keys in the environment win: the endpoint is not called (SDK chain as before)', async () => {

@@ -13,7 +13,12 @@ const settings: ReuseSettings = { minRemainingSeconds: 300, maxEntries: 100 };
 let minted = 0;
 function credentials(now: number, lifetimeSeconds = 900): IssuedCredentials {
   minted += 1;
-  return { accessKeyId: `ASIAUNIT${String(minted).padStart(8, '0')}`, secretAccessKey: `s${minted}`, sessionToken: `t${minted}`, expiration: new Date(now + lifetimeSeconds * 1000) };
+  return {
+    accessKeyId: `ASIAUNIT${String(minted).padStart(8, '0')}`,
+    secretAccessKey: `s${minted}`,
+    sessionToken: `t${minted}`,
+    expiration: new Date(now + lifetimeSeconds * 1000),
+  };
 }
 
 function clock(start = 1_700_000_000_000) {
@@ -22,7 +27,13 @@ function clock(start = 1_700_000_000_000) {
 }
 
 function req(key: string, over: Partial<ObtainRequest> = {}): ObtainRequest {
-  return { profile: 'p', settings, key, origin: { requestId: `rid-${key}`, roleSessionName: `alice.hash.rid-${key}` }, ...over };
+  return {
+    profile: 'p',
+    settings,
+    key,
+    origin: { requestId: `rid-${key}`, roleSessionName: `alice.hash.rid-${key}` },
+    ...over,
+  };
 }
 
 describe('grantKey', () => {
@@ -45,7 +56,12 @@ describe('grantKey', () => {
     }),
   );
   const profile = config.profiles.get('shared')!;
-  const alice: Principal = { issuer: ISS, subject: 'alice', audiences: ['a'], claims: { sub: 'alice', team: 'red', login: 'alice' } };
+  const alice: Principal = {
+    issuer: ISS,
+    subject: 'alice',
+    audiences: ['a'],
+    claims: { sub: 'alice', team: 'red', login: 'alice' },
+  };
   const plan = (p: Principal, r: Partial<CredentialRequest> = {}, requestId = 'r1'): IssuancePlan =>
     planIssuance(profile, p, { operation: 'upload', keys: ['a.txt'], ...r }, requestId, { wildcardKeys: 'escape' });
   const key = (p: Principal, r: Partial<CredentialRequest> = {}) => grantKey(p, plan(p, r));
@@ -107,7 +123,11 @@ describe('createGrantReuse', () => {
     c.advance(1); // 299 s left
     const third = await grants.obtain(req('k'), issue);
     expect(first.reused).toBe(false);
-    expect(second).toMatchObject({ reused: true, credentials: first.credentials, origin: { requestId: 'rid-k', roleSessionName: 'alice.hash.rid-k' } });
+    expect(second).toMatchObject({
+      reused: true,
+      credentials: first.credentials,
+      origin: { requestId: 'rid-k', roleSessionName: 'alice.hash.rid-k' },
+    });
     expect(third.reused).toBe(false);
     expect(third.credentials.accessKeyId).not.toBe(first.credentials.accessKeyId);
     expect(calls).toBe(2);
@@ -139,7 +159,9 @@ describe('createGrantReuse', () => {
       await gate;
       return credentials(c.now());
     };
-    const all = Array.from({ length: 50 }, (_, i) => grants.obtain(req('k', { origin: { requestId: `r${i}`, roleSessionName: `s${i}` } }), issue));
+    const all = Array.from({ length: 50 }, (_, i) =>
+      grants.obtain(req('k', { origin: { requestId: `r${i}`, roleSessionName: `s${i}` } }), issue),
+    );
     release();
     const got = await Promise.all(all);
     expect(calls).toBe(1);
@@ -208,7 +230,8 @@ describe('createGrantReuse', () => {
     const grants = createGrantReuse({ now: c.now });
     const issue = async () => credentials(c.now());
     await grants.obtain(req('x', { profile: 'quiet' }), issue);
-    for (const k of ['a', 'b', 'c', 'd']) await grants.obtain(req(k, { profile: 'busy', settings: { minRemainingSeconds: 300, maxEntries: 2 } }), issue);
+    for (const k of ['a', 'b', 'c', 'd'])
+      await grants.obtain(req(k, { profile: 'busy', settings: { minRemainingSeconds: 300, maxEntries: 2 } }), issue);
     expect(grants.size('busy')).toBe(2);
     expect((await grants.obtain(req('x', { profile: 'quiet' }), issue)).reused).toBe(true);
   });
@@ -244,7 +267,15 @@ describe('profile option `reuse`', () => {
     loadConfig({ CREDVEND_CONFIG_FILE: 'p.json' }, () =>
       JSON.stringify({
         issuers: [{ issuer: ISS, audiences: ['a'], hmacSecret: 'x'.repeat(32) }],
-        profiles: { p: { roleArn: 'arn:aws:iam::123456789012:role/r', bucket: 'my-bucket', region: 'eu-west-1', match: {}, ...profile } },
+        profiles: {
+          p: {
+            roleArn: 'arn:aws:iam::123456789012:role/r',
+            bucket: 'my-bucket',
+            region: 'eu-west-1',
+            match: {},
+            ...profile,
+          },
+        },
       }),
     ).profiles.get('p')!;
   const problems = (profile: Record<string, unknown>): string => {
@@ -268,10 +299,16 @@ describe('profile option `reuse`', () => {
     // session can meet (reuse silently never happens), or a cache with no bound.
     expect(problems({ reuse: { minRemainingSeconds: 59 } })).toContain('reuse.minRemainingSeconds');
     expect(problems({ reuse: { minRemainingSeconds: 3001 } })).toContain('reuse.minRemainingSeconds');
-    expect(problems({ reuse: { minRemainingSeconds: 900 } })).toMatch(/reuse\.minRemainingSeconds: must be below the profile's default duration \(900 s\)/);
-    expect(problems({ defaultDurationSeconds: 3600, maxDurationSeconds: 3600, reuse: { minRemainingSeconds: 900 } })).toBe('');
+    expect(problems({ reuse: { minRemainingSeconds: 900 } })).toMatch(
+      /reuse\.minRemainingSeconds: must be below the profile's default duration \(900 s\)/,
+    );
+    expect(
+      problems({ defaultDurationSeconds: 3600, maxDurationSeconds: 3600, reuse: { minRemainingSeconds: 900 } }),
+    ).toBe('');
     // The effective duration: 43200 is clamped to 3600 (role chaining).
-    expect(problems({ defaultDurationSeconds: 43_200, maxDurationSeconds: 43_200, reuse: { minRemainingSeconds: 3000 } })).toBe('');
+    expect(
+      problems({ defaultDurationSeconds: 43_200, maxDurationSeconds: 43_200, reuse: { minRemainingSeconds: 3000 } }),
+    ).toBe('');
     expect(problems({ reuse: { maxEntries: 0 } })).toContain('reuse.maxEntries');
     expect(problems({ reuse: { maxEntries: 100_001 } })).toContain('reuse.maxEntries');
     expect(problems({ reuse: { maxEntries: 10, ttl: 5 } })).toContain('reuse');

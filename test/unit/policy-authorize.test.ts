@@ -7,7 +7,12 @@ import type { Principal } from '../../src/policy/principal.js';
 const GITLAB = 'https://gitlab.example.com';
 
 function principal(claims: Record<string, unknown>, opts: { issuer?: string; audiences?: string[] } = {}): Principal {
-  return { issuer: opts.issuer ?? GITLAB, subject: 'project_path:group/app', audiences: opts.audiences ?? ['credvend'], claims };
+  return {
+    issuer: opts.issuer ?? GITLAB,
+    subject: 'project_path:group/app',
+    audiences: opts.audiences ?? ['credvend'],
+    claims,
+  };
 }
 
 function match(m: Partial<MatchConfig>): MatchConfig {
@@ -24,7 +29,11 @@ function denial(m: MatchConfig, p: Principal): string {
   return 'allowed';
 }
 
-const CI_RULES = match({ iss: GITLAB, aud: 'credvend', claims: { project_path: 'group/*', ref_protected: 'true', environment: ['production', 'staging'] } });
+const CI_RULES = match({
+  iss: GITLAB,
+  aud: 'credvend',
+  claims: { project_path: 'group/*', ref_protected: 'true', environment: ['production', 'staging'] },
+});
 const CI_CLAIMS = { project_path: 'group/app', ref_protected: 'true', environment: 'production' };
 
 describe('authorize', () => {

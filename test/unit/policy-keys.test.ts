@@ -2,11 +2,16 @@ import { reasonOf } from '../helpers/policy.js';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { PolicyError } from '../../src/policy/errors.js';
-import { encodeClaimSegment, escapeIamWildcards, hasIamSpecialChars, MAX_KEY_BYTES, validateRelativeKey } from '../../src/policy/keys.js';
+import {
+  encodeClaimSegment,
+  escapeIamWildcards,
+  hasIamSpecialChars,
+  MAX_KEY_BYTES,
+  validateRelativeKey,
+} from '../../src/policy/keys.js';
 import { fillPrefix, fillSourceIdentity, fillTag } from '../../src/policy/templates.js';
 
 // Each test below is one security rule of the key/claim layer; its comment names the attack.
-
 
 const PREFIX = 'uploads/alice/';
 
@@ -136,9 +141,12 @@ describe('validateRelativeKey', () => {
     },
   );
 
-  it.each(['...', '.a', 'a.', 'a..b', 'a/.hidden', 'a/..b/c'])('accepts dots that are not a whole segment: %j', (key) => {
-    expect(reasonOf(() => validateRelativeKey(key, 'key', PREFIX))).toBe('no error');
-  });
+  it.each(['...', '.a', 'a.', 'a..b', 'a/.hidden', 'a/..b/c'])(
+    'accepts dots that are not a whole segment: %j',
+    (key) => {
+      expect(reasonOf(() => validateRelativeKey(key, 'key', PREFIX))).toBe('no error');
+    },
+  );
 
   it("refuses a leading '/'", () => {
     // Attack: "uploads/alice/" + "/x" gives an empty segment that normalising clients collapse.
@@ -160,7 +168,10 @@ describe('validateRelativeKey', () => {
   it('applies the path rules to prefix grants too', () => {
     // Attack: a prefix "../" or "a//" would escape or blur the caller's space.
     for (const p of ['../', './', 'a/../', 'a//', '/a/', 'a\u0000/']) {
-      expect(reasonOf(() => validateRelativeKey(p, 'prefix', PREFIX)), p).toBe('invalid_key');
+      expect(
+        reasonOf(() => validateRelativeKey(p, 'prefix', PREFIX)),
+        p,
+      ).toBe('invalid_key');
     }
   });
 });
@@ -223,7 +234,23 @@ describe('encodeClaimSegment', () => {
       }
     };
     // Near pairs differ in one spot by look-alikes of the encoding (a raw '/' vs the text "~2F").
-    const lookAlike = fc.constantFrom('/', '~2F', '.', '~2E', '..', '~2E~2E', '~', '~7E', '\ufffd', '~EF~BF~BD', '\ud800', '\udc00', '*', '~2A', '');
+    const lookAlike = fc.constantFrom(
+      '/',
+      '~2F',
+      '.',
+      '~2E',
+      '..',
+      '~2E~2E',
+      '~',
+      '~7E',
+      '\ufffd',
+      '~EF~BF~BD',
+      '\ud800',
+      '\udc00',
+      '*',
+      '~2A',
+      '',
+    );
     const nearPair = fc
       .tuple(claim, lookAlike, lookAlike, claim)
       .map(([head, x, y, tail]): [string, string] => [head + x + tail, head + y + tail]);
@@ -260,8 +287,12 @@ describe('fillPrefix', () => {
 
   it('reads dotted paths into nested claims, including keys that contain dots (Kubernetes)', () => {
     expect(fillPrefix('t/{org.id}/', { org: { id: 'acme' } })).toBe('t/acme/');
-    expect(fillPrefix('k8s/{kubernetes.io.namespace}/', { 'kubernetes.io': { namespace: 'team-a' } })).toBe('k8s/team-a/');
-    expect(fillPrefix('k8s/{kubernetes.io.serviceaccount.name}/', { 'kubernetes.io': { serviceaccount: { name: 'ci' } } })).toBe('k8s/ci/');
+    expect(fillPrefix('k8s/{kubernetes.io.namespace}/', { 'kubernetes.io': { namespace: 'team-a' } })).toBe(
+      'k8s/team-a/',
+    );
+    expect(
+      fillPrefix('k8s/{kubernetes.io.serviceaccount.name}/', { 'kubernetes.io': { serviceaccount: { name: 'ci' } } }),
+    ).toBe('k8s/ci/');
     // The whole path as one key wins over a nested reading.
     expect(fillPrefix('t/{a.b}/', { 'a.b': 'flat', a: { b: 'nested' } })).toBe('t/flat/');
   });

@@ -34,10 +34,14 @@ function principal(sub: string, claims: Record<string, unknown> = {}): Principal
   return { issuer: ISSUER, subject: sub, audiences: ['credvend'], claims: { sub, ...claims } };
 }
 
-function plan(req: CredentialRequest, p: Profile = profile(), who: Principal = principal('alice'), opts: PlanOptions = ESCAPE): IssuancePlan {
+function plan(
+  req: CredentialRequest,
+  p: Profile = profile(),
+  who: Principal = principal('alice'),
+  opts: PlanOptions = ESCAPE,
+): IssuancePlan {
   return planIssuance(p, who, req, RID, opts);
 }
-
 
 function resources(pl: IssuancePlan): string[] {
   const st = (pl.policy.document.Statement as { Resource: string | string[] }[])[0];
@@ -48,13 +52,20 @@ function resources(pl: IssuancePlan): string[] {
 describe('planIssuance', () => {
   it('authorizes before anything else', () => {
     // Attack: a token from another issuer learning anything (or getting a plan) for this profile.
-    const stranger: Principal = { issuer: 'https://evil.example.com', subject: 'alice', audiences: ['credvend'], claims: { sub: 'alice' } };
+    const stranger: Principal = {
+      issuer: 'https://evil.example.com',
+      subject: 'alice',
+      audiences: ['credvend'],
+      claims: { sub: 'alice' },
+    };
     expect(reasonOf(() => plan({ operation: 'upload', keys: ['a'] }, profile(), stranger))).toBe('profile_mismatch');
   });
 
   it('refuses an operation the profile does not allow', () => {
     // Attack: an upload-only CI profile being used to read artifacts.
-    expect(reasonOf(() => plan({ operation: 'download', keys: ['a'] }, profile({ operations: ['upload'] })))).toBe('operation_not_allowed');
+    expect(reasonOf(() => plan({ operation: 'download', keys: ['a'] }, profile({ operations: ['upload'] })))).toBe(
+      'operation_not_allowed',
+    );
   });
 
   it('confines every key to the filled profile prefix', () => {
@@ -63,12 +74,17 @@ describe('planIssuance', () => {
     const pl = plan({ operation: 'upload', keys: ['report.pdf', 'img/a.png'] });
     // Assess
     expect(pl.keys).toEqual(['uploads/alice/report.pdf', 'uploads/alice/img/a.png']);
-    expect(resources(pl)).toEqual(['arn:aws:s3:::tenant-bucket/uploads/alice/report.pdf', 'arn:aws:s3:::tenant-bucket/uploads/alice/img/a.png']);
+    expect(resources(pl)).toEqual([
+      'arn:aws:s3:::tenant-bucket/uploads/alice/report.pdf',
+      'arn:aws:s3:::tenant-bucket/uploads/alice/img/a.png',
+    ]);
   });
 
   it('encodes the claim in the prefix so a crafted sub cannot climb into another tenant', () => {
     // Attack: sub "alice/../bob" or "bob/" aiming at uploads/bob/.
-    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), principal('alice/../bob')).keys).toEqual(['uploads/alice~2F~2E~2E~2Fbob/x']);
+    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), principal('alice/../bob')).keys).toEqual([
+      'uploads/alice~2F~2E~2E~2Fbob/x',
+    ]);
     expect(plan({ operation: 'upload', keys: ['x'] }, profile(), principal('*')).keys).toEqual(['uploads/~2A/x']);
   });
 
@@ -133,13 +149,19 @@ describe('planIssuance', () => {
   it.each(['a*', 'a?', 'a$', '${*}'])("refuses %j in 'reject' mode", (key) => {
     // Attack: S3-compatible servers (Ceph RGW) match ${*} literally and may honour a raw '*':
     // such keys must never reach a policy there.
-    expect(reasonOf(() => plan({ operation: 'upload', keys: [key] }, profile(), principal('alice'), REJECT))).toBe('invalid_key');
+    expect(reasonOf(() => plan({ operation: 'upload', keys: [key] }, profile(), principal('alice'), REJECT))).toBe(
+      'invalid_key',
+    );
   });
 
   it("refuses wildcards in a prefix grant in 'reject' mode, but keeps its own trailing *", () => {
     const p = profile({ allowPrefixGrants: true });
-    expect(reasonOf(() => plan({ operation: 'upload', prefix: 'a*/' }, p, principal('alice'), REJECT))).toBe('invalid_key');
-    expect(resources(plan({ operation: 'upload', prefix: 'a/' }, p, principal('alice'), REJECT))).toEqual(['arn:aws:s3:::tenant-bucket/uploads/alice/a/*']);
+    expect(reasonOf(() => plan({ operation: 'upload', prefix: 'a*/' }, p, principal('alice'), REJECT))).toBe(
+      'invalid_key',
+    );
+    expect(resources(plan({ operation: 'upload', prefix: 'a/' }, p, principal('alice'), REJECT))).toEqual([
+      'arn:aws:s3:::tenant-bucket/uploads/alice/a/*',
+    ]);
   });
 
   it('refuses a request whose policy would exceed 2048 characters instead of broadening it', () => {
@@ -158,7 +180,11 @@ describe('planIssuance', () => {
       externalId: 'credvend-ci',
     });
     // Act
-    const pl = plan({ operation: 'upload', keys: ['a'], durationSeconds: 43_200 }, p, principal('alice', { project_path: 'group/app' }));
+    const pl = plan(
+      { operation: 'upload', keys: ['a'], durationSeconds: 43_200 },
+      p,
+      principal('alice', { project_path: 'group/app' }),
+    );
     // Assess
     expect(pl).toMatchObject({
       profile: 'uploads',
@@ -179,6 +205,8 @@ describe('planIssuance', () => {
   it('refuses a session tag claim with invalid characters rather than rewriting it', () => {
     // Attack: two identities rewritten to the same tag value passing the same ABAC condition.
     const p = profile({ sessionTags: { project: '{project_path}' } });
-    expect(reasonOf(() => plan({ operation: 'upload', keys: ['a'] }, p, principal('alice', { project_path: 'group#1' })))).toBe('claim_invalid');
+    expect(
+      reasonOf(() => plan({ operation: 'upload', keys: ['a'] }, p, principal('alice', { project_path: 'group#1' }))),
+    ).toBe('claim_invalid');
   });
 });

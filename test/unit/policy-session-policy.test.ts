@@ -50,14 +50,25 @@ describe('buildSessionPolicy', () => {
   it('grants upload exactly PutObject, AbortMultipartUpload and ListMultipartUploadParts', () => {
     // Attack: any extra action (GetObject, DeleteObject, PutObjectAcl) lets an uploader read,
     // destroy or publish objects.
-    expect(s3Statement(input()).Action).toEqual(['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts']);
-    expect(s3Statement(input({ versionedReads: true })).Action).toEqual(['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts']);
+    expect(s3Statement(input()).Action).toEqual([
+      's3:PutObject',
+      's3:AbortMultipartUpload',
+      's3:ListMultipartUploadParts',
+    ]);
+    expect(s3Statement(input({ versionedReads: true })).Action).toEqual([
+      's3:PutObject',
+      's3:AbortMultipartUpload',
+      's3:ListMultipartUploadParts',
+    ]);
   });
 
   it('grants download only GetObject, plus GetObjectVersion only with versionedReads', () => {
     // Attack: reading old versions of an object (e.g. before a secret was scrubbed) unless allowed.
     expect(s3Statement(input({ operation: 'download' })).Action).toEqual(['s3:GetObject']);
-    expect(s3Statement(input({ operation: 'download', versionedReads: true })).Action).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    expect(s3Statement(input({ operation: 'download', versionedReads: true })).Action).toEqual([
+      's3:GetObject',
+      's3:GetObjectVersion',
+    ]);
   });
 
   it('names exact object ARNs with wildcards escaped', () => {
@@ -66,7 +77,10 @@ describe('buildSessionPolicy', () => {
     const s = s3Statement(input({ target: { keys: ['uploads/alice/*', 'uploads/alice/a?$'] } }));
     // Assess
     expect(s.Effect).toBe('Allow');
-    expect(s.Resource).toEqual(['arn:aws:s3:::tenant-bucket/uploads/alice/${*}', 'arn:aws:s3:::tenant-bucket/uploads/alice/a${?}${$}']);
+    expect(s.Resource).toEqual([
+      'arn:aws:s3:::tenant-bucket/uploads/alice/${*}',
+      'arn:aws:s3:::tenant-bucket/uploads/alice/a${?}${$}',
+    ]);
   });
 
   it('collapses duplicate keys', () => {
@@ -75,19 +89,29 @@ describe('buildSessionPolicy', () => {
 
   it('gives a prefix grant exactly one trailing wildcard, after the escaped prefix', () => {
     // Attack: a "*" inside the requested prefix widening it ("team*/" covering "team-secrets/").
-    expect(s3Statement(input({ target: { prefix: 'uploads/alice/team/' } })).Resource).toBe('arn:aws:s3:::tenant-bucket/uploads/alice/team/*');
-    expect(s3Statement(input({ target: { prefix: 'uploads/alice/t*m/' } })).Resource).toBe('arn:aws:s3:::tenant-bucket/uploads/alice/t${*}m/*');
+    expect(s3Statement(input({ target: { prefix: 'uploads/alice/team/' } })).Resource).toBe(
+      'arn:aws:s3:::tenant-bucket/uploads/alice/team/*',
+    );
+    expect(s3Statement(input({ target: { prefix: 'uploads/alice/t*m/' } })).Resource).toBe(
+      'arn:aws:s3:::tenant-bucket/uploads/alice/t${*}m/*',
+    );
   });
 
   it.each(['aws-cn', 'aws-us-gov'] as const)('uses the %s partition in every ARN', (partition) => {
     // Attack (or outage): an aws-partition ARN never matches in China/GovCloud; a mismatched
     // partition either breaks issuance or, in a hand-made fix, invites a wildcard partition.
     // Act
-    const i = input({ partition, kmsKeyArn: `arn:${partition}:kms:eu-west-1:123456789012:key/k1`, target: { keys: ['a'] } });
+    const i = input({
+      partition,
+      kmsKeyArn: `arn:${partition}:kms:eu-west-1:123456789012:key/k1`,
+      target: { keys: ['a'] },
+    });
     const json = buildSessionPolicy(i).json;
     // Assess
     expect(s3Statement(i).Resource).toBe(`arn:${partition}:s3:::tenant-bucket/a`);
-    expect(kmsStatement(i).Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']).toBe(`arn:${partition}:s3:::tenant-bucket/a`);
+    expect(kmsStatement(i).Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']).toBe(
+      `arn:${partition}:s3:::tenant-bucket/a`,
+    );
     expect(json).not.toMatch(/arn:aws:s3/);
   });
 
@@ -117,7 +141,10 @@ describe('buildSessionPolicy', () => {
 
   it('lists every object ARN in the encryption context for several keys', () => {
     const s = kmsStatement(input({ kmsKeyArn: KEY_ARN, target: { keys: ['k/a', 'k/b*'] } }));
-    expect(s.Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']).toEqual(['arn:aws:s3:::tenant-bucket/k/a', 'arn:aws:s3:::tenant-bucket/k/b${*}']);
+    expect(s.Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']).toEqual([
+      'arn:aws:s3:::tenant-bucket/k/a',
+      'arn:aws:s3:::tenant-bucket/k/b${*}',
+    ]);
   });
 
   it('gives download kms:Decrypt only', () => {
@@ -132,7 +159,10 @@ describe('buildSessionPolicy', () => {
     const i = input({ kmsKeyArn: KEY_ARN, bucketKeyEnabled: true });
     // Assess
     expect(kmsStatement(i).Condition).toEqual({
-      StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com', 'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::tenant-bucket' },
+      StringEquals: {
+        'kms:ViaService': 's3.eu-west-1.amazonaws.com',
+        'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::tenant-bucket',
+      },
     });
     expect(s3Statement(i).Resource).toBe('arn:aws:s3:::tenant-bucket/uploads/alice/report.pdf');
   });
@@ -174,6 +204,8 @@ describe('buildSessionPolicy', () => {
 
   it('refuses too many keys rather than merging them into a wildcard', () => {
     const keys = Array.from({ length: 60 }, (_, i) => `uploads/alice/file-${i}.bin`);
-    expect(() => buildSessionPolicy(input({ target: { keys } }))).toThrow(expect.objectContaining({ reason: 'policy_too_large' }));
+    expect(() => buildSessionPolicy(input({ target: { keys } }))).toThrow(
+      expect.objectContaining({ reason: 'policy_too_large' }),
+    );
   });
 });

@@ -1,12 +1,22 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import type { Principal } from '../../src/policy/principal.js';
-import { clampDuration, defaultSourceIdentity, MIN_DURATION_SECONDS, ROLE_CHAINING_MAX_SECONDS, roleSessionName } from '../../src/policy/session.js';
+import {
+  clampDuration,
+  defaultSourceIdentity,
+  MIN_DURATION_SECONDS,
+  ROLE_CHAINING_MAX_SECONDS,
+  roleSessionName,
+} from '../../src/policy/session.js';
 
 const STS_SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const REQUEST_ID = '3f2b8c1e-9a4d-4c1b-8e7f-2a6d5b4c3e21';
 
-function principal(subject: string, issuer = 'https://gitlab.example.com', claims: Record<string, unknown> = {}): Principal {
+function principal(
+  subject: string,
+  issuer = 'https://gitlab.example.com',
+  claims: Record<string, unknown> = {},
+): Principal {
   return { issuer, subject, audiences: ['credvend'], claims: { sub: subject, ...claims } };
 }
 
@@ -51,7 +61,9 @@ describe('roleSessionName', () => {
 
   it('differs for two subjects that sanitise alike', () => {
     // Attack: "alice/x" and "alice:x" both read "alice-x"; the hash keeps the sessions apart.
-    expect(roleSessionName(principal('alice/x'), REQUEST_ID)).not.toBe(roleSessionName(principal('alice:x'), REQUEST_ID));
+    expect(roleSessionName(principal('alice/x'), REQUEST_ID)).not.toBe(
+      roleSessionName(principal('alice:x'), REQUEST_ID),
+    );
   });
 
   it('differs per request id, so each session joins its own audit record', () => {
@@ -75,13 +87,16 @@ describe('roleSessionName', () => {
 });
 
 describe('defaultSourceIdentity', () => {
-  it.each(['alice', 'a', '', 'x'.repeat(100), '日本', 'aws:root', 'AWS:x'])('is 2-64 STS-safe characters and never starts with aws: (%j)', (subject) => {
-    // Attack: SourceIdentity persists through role chaining; an invalid one fails AssumeRole and an
-    // "aws:" one is reserved by AWS.
-    const id = defaultSourceIdentity(principal(subject));
-    expect(id).toMatch(STS_SESSION_NAME);
-    expect(id.toLowerCase().startsWith('aws:')).toBe(false);
-  });
+  it.each(['alice', 'a', '', 'x'.repeat(100), '日本', 'aws:root', 'AWS:x'])(
+    'is 2-64 STS-safe characters and never starts with aws: (%j)',
+    (subject) => {
+      // Attack: SourceIdentity persists through role chaining; an invalid one fails AssumeRole and an
+      // "aws:" one is reserved by AWS.
+      const id = defaultSourceIdentity(principal(subject));
+      expect(id).toMatch(STS_SESSION_NAME);
+      expect(id.toLowerCase().startsWith('aws:')).toBe(false);
+    },
+  );
 });
 
 describe('clampDuration', () => {

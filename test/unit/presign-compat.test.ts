@@ -7,7 +7,15 @@ import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bucketShape, createUrlSigner, presignPostForm, presignUrl, signingSession, type UrlShape, type UrlSignerOptions } from '../../src/s3/presign.js';
+import {
+  bucketShape,
+  createUrlSigner,
+  presignPostForm,
+  presignUrl,
+  signingSession,
+  type UrlShape,
+  type UrlSignerOptions,
+} from '../../src/s3/presign.js';
 
 const credentials = {
   accessKeyId: 'ASIACOMPAT0000000001',
@@ -32,10 +40,25 @@ const TARGETS: { name: string; opts: UrlSignerOptions; region: string; bucket: s
   { name: 'AWS, virtual-hosted', opts: { forcePathStyle: false }, region: 'eu-west-1', bucket: 'tenant-bucket' },
   { name: 'AWS us-east-1', opts: { forcePathStyle: false }, region: 'us-east-1', bucket: 'tenant-bucket' },
   { name: 'AWS China partition', opts: { forcePathStyle: false }, region: 'cn-north-1', bucket: 'tenant-bucket' },
-  { name: 'AWS, a dotted bucket (path style)', opts: { forcePathStyle: false }, region: 'eu-central-1', bucket: 'tenant.bucket.example' },
+  {
+    name: 'AWS, a dotted bucket (path style)',
+    opts: { forcePathStyle: false },
+    region: 'eu-central-1',
+    bucket: 'tenant.bucket.example',
+  },
   { name: 'AWS, forced path style', opts: { forcePathStyle: true }, region: 'eu-west-1', bucket: 'tenant-bucket' },
-  { name: 'RGW endpoint with a port', opts: { endpoint: 'http://127.0.0.1:7480', forcePathStyle: true }, region: 'us-east-1', bucket: 'vend-bucket' },
-  { name: 'endpoint with a path prefix', opts: { endpoint: 'https://s3.example.internal/storage', forcePathStyle: true }, region: 'default', bucket: 'vend-bucket' },
+  {
+    name: 'RGW endpoint with a port',
+    opts: { endpoint: 'http://127.0.0.1:7480', forcePathStyle: true },
+    region: 'us-east-1',
+    bucket: 'vend-bucket',
+  },
+  {
+    name: 'endpoint with a path prefix',
+    opts: { endpoint: 'https://s3.example.internal/storage', forcePathStyle: true },
+    region: 'default',
+    bucket: 'vend-bucket',
+  },
 ];
 
 function sdkClient(opts: UrlSignerOptions, region: string): S3Client {
@@ -69,8 +92,14 @@ describe('presigned URLs: the direct signer equals getSignedUrl', () => {
       for (const key of KEYS) {
         for (const expiresIn of [60, 900, 1800]) {
           // Act
-          const sdkPut = await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), { expiresIn, signingDate: AT });
-          const sdkGet = await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: key }), { expiresIn, signingDate: AT });
+          const sdkPut = await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), {
+            expiresIn,
+            signingDate: AT,
+          });
+          const sdkGet = await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: key }), {
+            expiresIn,
+            signingDate: AT,
+          });
           // Assess
           expect(presignUrl(shape, session, 'PUT', key, expiresIn, AT)).toBe(sdkPut);
           expect(presignUrl(shape, session, 'GET', key, expiresIn, AT)).toBe(sdkGet);
@@ -85,11 +114,19 @@ describe('presigned URLs: the direct signer equals getSignedUrl', () => {
     const shape = await shapeOf(t);
     const session = signingSession(credentials);
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 604_800 }), fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }), async (rel, expiresIn, at) => {
-        const key = `uploads/alice/${rel}`;
-        const sdk = await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), { expiresIn, signingDate: at });
-        expect(presignUrl(shape, session, 'PUT', key, expiresIn, at)).toBe(sdk);
-      }),
+      fc.asyncProperty(
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 604_800 }),
+        fc.date({ min: new Date('2000-01-01'), max: new Date('2099-12-31'), noInvalidDate: true }),
+        async (rel, expiresIn, at) => {
+          const key = `uploads/alice/${rel}`;
+          const sdk = await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), {
+            expiresIn,
+            signingDate: at,
+          });
+          expect(presignUrl(shape, session, 'PUT', key, expiresIn, at)).toBe(sdk);
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -99,8 +136,15 @@ describe('presigned URLs: the direct signer equals getSignedUrl', () => {
     const client = sdkClient(t.opts, t.region);
     const shape = await shapeOf(t);
     const session = signingSession(credentials);
-    for (const at of [new Date('2024-03-04T23:59:59Z'), new Date('2024-03-05T00:00:00Z'), new Date('2024-03-04T12:00:00Z')]) {
-      const sdk = await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: KEYS[0]! }), { expiresIn: 600, signingDate: at });
+    for (const at of [
+      new Date('2024-03-04T23:59:59Z'),
+      new Date('2024-03-05T00:00:00Z'),
+      new Date('2024-03-04T12:00:00Z'),
+    ]) {
+      const sdk = await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: KEYS[0]! }), {
+        expiresIn: 600,
+        signingDate: at,
+      });
       expect(presignUrl(shape, session, 'GET', KEYS[0]!, 600, at)).toBe(sdk);
     }
   });
@@ -123,9 +167,18 @@ describe('presigned POST forms: the direct signer equals createPresignedPost', (
       expect(shape.postUrl).toBeDefined();
       const session = signingSession(credentials);
       for (const key of KEYS) {
-        for (const [expiresIn, maxBytes] of [[60, 1], [900, 1_048_576], [1800, 5_368_709_120]] as const) {
+        for (const [expiresIn, maxBytes] of [
+          [60, 1],
+          [900, 1_048_576],
+          [1800, 5_368_709_120],
+        ] as const) {
           // Act
-          const sdk = await createPresignedPost(client, { Bucket: t.bucket, Key: key, Conditions: [['content-length-range', 0, maxBytes]], Expires: expiresIn });
+          const sdk = await createPresignedPost(client, {
+            Bucket: t.bucket,
+            Key: key,
+            Conditions: [['content-length-range', 0, maxBytes]],
+            Expires: expiresIn,
+          });
           const mine = presignPostForm(shape.postUrl!, t.region, session, t.bucket, key, expiresIn, maxBytes, AT);
           // Assess: same URL, same fields in the same order (a form sends them in order)
           expect(mine.url).toBe(sdk.url);
@@ -136,7 +189,18 @@ describe('presigned POST forms: the direct signer equals createPresignedPost', (
   }
 
   it('refuses a key ending in ${filename} (the SDK would widen it to starts-with)', () => {
-    expect(() => presignPostForm('https://b.s3.eu-west-1.amazonaws.com/', 'eu-west-1', signingSession(credentials), 'b', 'uploads/alice/${filename}', 60, 1, AT)).toThrow(/filename/);
+    expect(() =>
+      presignPostForm(
+        'https://b.s3.eu-west-1.amazonaws.com/',
+        'eu-west-1',
+        signingSession(credentials),
+        'b',
+        'uploads/alice/${filename}',
+        60,
+        1,
+        AT,
+      ),
+    ).toThrow(/filename/);
   });
 });
 
@@ -146,12 +210,27 @@ describe('createUrlSigner', () => {
     const signer = createUrlSigner(t.opts).forSession(credentials, t.region);
     const client = sdkClient(t.opts, t.region);
     const key = KEYS[2]!;
-    expect(await signer.putUrl(t.bucket, key, 900, AT)).toBe(await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), { expiresIn: 900, signingDate: AT }));
-    expect(await signer.getUrl(t.bucket, key, 900, AT)).toBe(await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: key }), { expiresIn: 900, signingDate: AT }));
+    expect(await signer.putUrl(t.bucket, key, 900, AT)).toBe(
+      await getSignedUrl(client, new PutObjectCommand({ Bucket: t.bucket, Key: key }), {
+        expiresIn: 900,
+        signingDate: AT,
+      }),
+    );
+    expect(await signer.getUrl(t.bucket, key, 900, AT)).toBe(
+      await getSignedUrl(client, new GetObjectCommand({ Bucket: t.bucket, Key: key }), {
+        expiresIn: 900,
+        signingDate: AT,
+      }),
+    );
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(AT);
     const form = await signer.postForm(t.bucket, key, 900, 1024, AT);
-    const sdk = await createPresignedPost(client, { Bucket: t.bucket, Key: key, Conditions: [['content-length-range', 0, 1024]], Expires: 900 });
+    const sdk = await createPresignedPost(client, {
+      Bucket: t.bucket,
+      Key: key,
+      Conditions: [['content-length-range', 0, 1024]],
+      Expires: 900,
+    });
     expect(form).toEqual({ url: sdk.url, fields: sdk.fields });
   });
 });

@@ -25,7 +25,15 @@ function loadProfile(over: Record<string, unknown>, kmsKeyArn?: string): Profile
   const file = {
     issuers: [{ issuer: ISSUER, audiences: ['credvend'], jwksUri: `${ISSUER}/oauth/discovery/keys` }],
     profiles: {
-      p: { roleArn: 'arn:aws:iam::123456789012:role/credvend-uploads', bucket: BUCKET, region: 'eu-west-1', prefix: TEMPLATE, maxKeys: MAX_KEYS, match: { iss: ISSUER }, ...over },
+      p: {
+        roleArn: 'arn:aws:iam::123456789012:role/credvend-uploads',
+        bucket: BUCKET,
+        region: 'eu-west-1',
+        prefix: TEMPLATE,
+        maxKeys: MAX_KEYS,
+        match: { iss: ISSUER },
+        ...over,
+      },
     },
   };
   const p = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json' }, () => JSON.stringify(file)).profiles.get('p');
@@ -52,7 +60,23 @@ const nastyChar = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom('*', '?', '$', '/', '.', '{', '}', '~', ':', '\\', ' ', '%') },
   { weight: 3, arbitrary: fc.constantFrom('a', 'b', 'Z', '0', '-', '_') },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }) },
-  { weight: 1, arbitrary: fc.constantFrom('\u0000', '\n', '\u001f', '\u007f', '\u0085', '\u009f', '\ud800', '\udfff', 'é', '€', '\u{1F600}', '\ufffd') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '\u0000',
+      '\n',
+      '\u001f',
+      '\u007f',
+      '\u0085',
+      '\u009f',
+      '\ud800',
+      '\udfff',
+      'é',
+      '€',
+      '\u{1F600}',
+      '\ufffd',
+    ),
+  },
 );
 /** Anything, including empty, invalid and over-long keys. */
 const anyKey = fc.oneof(
@@ -74,7 +98,17 @@ const claimStringArb = fc.oneof(
 /** A claim as a token may carry it: usually a string, sometimes another JSON type. */
 const claimArb = fc.oneof(
   { weight: 8, arbitrary: claimStringArb },
-  { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.array(fc.string(), { maxLength: 2 }), fc.dictionary(fc.string(), fc.string(), { maxKeys: 2 })) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.array(fc.string(), { maxLength: 2 }),
+      fc.dictionary(fc.string(), fc.string(), { maxKeys: 2 }),
+    ),
+  },
 );
 
 // ---- oracles ----------------------------------------------------------------------------------
@@ -100,7 +134,13 @@ function keyAcceptable(key: string, base: string): boolean {
   );
 }
 
-const EXPECTED_REASONS: ReadonlySet<DenialReason> = new Set(['invalid_key', 'too_many_keys', 'claim_missing', 'claim_invalid', 'policy_too_large']);
+const EXPECTED_REASONS: ReadonlySet<DenialReason> = new Set([
+  'invalid_key',
+  'too_many_keys',
+  'claim_missing',
+  'claim_invalid',
+  'policy_too_large',
+]);
 
 type Outcome = { ok: true; plan: IssuancePlan } | { ok: false; reason: DenialReason };
 
@@ -139,7 +179,10 @@ function assertKmsConfined(plan: IssuancePlan, p: Profile, s3Resources: readonly
   if (!st) return;
   expect(st.Resource).toBe(KEY_ARN);
   expect(st.Condition?.StringEquals?.['kms:ViaService']).toBe('s3.eu-west-1.amazonaws.com');
-  const context = [...list(st.Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']), ...list(st.Condition?.StringLike?.['kms:EncryptionContext:aws:s3:arn'])];
+  const context = [
+    ...list(st.Condition?.StringEquals?.['kms:EncryptionContext:aws:s3:arn']),
+    ...list(st.Condition?.StringLike?.['kms:EncryptionContext:aws:s3:arn']),
+  ];
   expect(context).toEqual(p.bucketKeyEnabled ? [`arn:aws:s3:::${BUCKET}`] : s3Resources);
 }
 
@@ -204,15 +247,23 @@ describe('planIssuance over arbitrary keys and claim values', () => {
         // Assess
         const acceptable = keyAcceptable(key, base);
         if (out.ok) expect(acceptable).toBe(true);
-        else expect(out.reason === 'policy_too_large' || (!acceptable && out.reason === 'invalid_key'), `${out.reason} ${JSON.stringify(key.slice(0, 80))}`).toBe(true);
+        else
+          expect(
+            out.reason === 'policy_too_large' || (!acceptable && out.reason === 'invalid_key'),
+            `${out.reason} ${JSON.stringify(key.slice(0, 80))}`,
+          ).toBe(true);
       }),
       { numRuns: RUNS },
     );
   });
 
-  it("gives a prefix grant exactly one trailing * after the escaped, filled prefix", () => {
+  it('gives a prefix grant exactly one trailing * after the escaped, filled prefix', () => {
     // Attack: a requested prefix widening itself ("t*/") or escaping the caller's space ("../").
-    const prefixArb = fc.oneof(anyKey, plausibleKey.map((k) => `${k}/`), fc.constant(''));
+    const prefixArb = fc.oneof(
+      anyKey,
+      plausibleKey.map((k) => `${k}/`),
+      fc.constant(''),
+    );
     fc.assert(
       fc.property(claimArb, prefixArb, (sub, prefix) => {
         // Act
@@ -242,20 +293,29 @@ describe('planIssuance over arbitrary keys and claim values', () => {
 
 describe('iam-simulate agrees', () => {
   /** Keys planIssuance accepts, rich in the characters that matter. */
-  const validKey = fc.string({ unit: nastyChar, minLength: 1, maxLength: 30 }).filter((k) => keyAcceptable(k, 'uploads/alice/'));
+  const validKey = fc
+    .string({ unit: nastyChar, minLength: 1, maxLength: 30 })
+    .filter((k) => keyAcceptable(k, 'uploads/alice/'));
   /** A key close to `k`: a suffix, a truncation, a child, a changed character, another case. */
   const nearKey = (k: string): fc.Arbitrary<string> =>
     fc.oneof(
       fc.string({ unit: nastyChar, minLength: 1, maxLength: 3 }).map((s) => k + s),
       fc.nat({ max: Math.max(0, k.length - 1) }).map((n) => k.slice(0, n)),
       fc.constant(`${k}/x`),
-      fc.tuple(fc.nat({ max: Math.max(0, k.length - 1) }), nastyChar).map(([i, c]) => k.slice(0, i) + c + k.slice(i + 1)),
+      fc
+        .tuple(fc.nat({ max: Math.max(0, k.length - 1) }), nastyChar)
+        .map(([i, c]) => k.slice(0, i) + c + k.slice(i + 1)),
       fc.constant(k.toUpperCase()),
       fc.constant(k.toLowerCase()),
       validKey,
     );
   // A '*' in a REQUEST resource is a wildcard to the simulator, so "other" keys never have one.
-  const pair = validKey.chain((k) => fc.tuple(fc.constant(k), nearKey(k).filter((o) => o !== k && !o.includes('*'))));
+  const pair = validKey.chain((k) =>
+    fc.tuple(
+      fc.constant(k),
+      nearKey(k).filter((o) => o !== k && !o.includes('*')),
+    ),
+  );
 
   it('allows the requested key and denies any other key, for both operations', () => {
     fc.assert(
@@ -277,16 +337,24 @@ describe('iam-simulate agrees', () => {
   });
 
   it("denies the same key in another tenant's prefix", () => {
-    const tenant = claimStringArb.filter((s) => s !== '' && s !== 'alice' && Buffer.from(s, 'utf8').toString('utf8') === s);
+    const tenant = claimStringArb.filter(
+      (s) => s !== '' && s !== 'alice' && Buffer.from(s, 'utf8').toString('utf8') === s,
+    );
     fc.assert(
-      fc.property(validKey.filter((k) => !k.includes('*')), tenant, (key, victim) => {
-        // Prepare
-        const out = attempt(PROFILES.plain, 'alice', { operation: 'upload', keys: [key] });
-        if (!out.ok) throw new Error(`a valid key was refused: ${out.reason}`);
-        const victimKey = fillPrefix(TEMPLATE, { sub: victim }) + key;
-        // Act / Assess
-        expect(evaluateSession(out.plan.policy.document, { action: 's3:PutObject', resource: OBJECT_BASE + victimKey })).not.toBe('Allowed');
-      }),
+      fc.property(
+        validKey.filter((k) => !k.includes('*')),
+        tenant,
+        (key, victim) => {
+          // Prepare
+          const out = attempt(PROFILES.plain, 'alice', { operation: 'upload', keys: [key] });
+          if (!out.ok) throw new Error(`a valid key was refused: ${out.reason}`);
+          const victimKey = fillPrefix(TEMPLATE, { sub: victim }) + key;
+          // Act / Assess
+          expect(
+            evaluateSession(out.plan.policy.document, { action: 's3:PutObject', resource: OBJECT_BASE + victimKey }),
+          ).not.toBe('Allowed');
+        },
+      ),
       { numRuns: SIM_RUNS },
     );
   });
@@ -298,7 +366,9 @@ describe('tenant prefixes', () => {
     // without '/' makes "uploads/a/" never a prefix of "uploads/ab/" (and vice versa).
     // Note: the claim's string form is what counts; 42 and "42" are the same tenant.
     const lookAlike = fc.constantFrom('/', '~2F', '.', '~2E', '..', '~', '~7E', '\ufffd', '~EF~BF~BD', '*', '~2A', '');
-    const near = fc.tuple(claimStringArb, lookAlike, lookAlike, claimStringArb).map(([h, x, y, t]): [string, string] => [h + x + t, h + y + t]);
+    const near = fc
+      .tuple(claimStringArb, lookAlike, lookAlike, claimStringArb)
+      .map(([h, x, y, t]): [string, string] => [h + x + t, h + y + t]);
     const pairArb = fc.oneof(fc.tuple(claimStringArb, claimStringArb), near);
     const template = fc.constantFrom('uploads/{sub}/', 't-{sub}/', '{sub}/', '{org}/{sub}/');
     fc.assert(

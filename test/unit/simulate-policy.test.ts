@@ -16,7 +16,14 @@ function profile(over: Record<string, unknown> = {}, kmsKeyArn?: string): Profil
   const file = {
     issuers: [{ issuer: ISSUER, audiences: ['credvend'], jwksUri: `${ISSUER}/oauth/discovery/keys` }],
     profiles: {
-      p: { roleArn: 'arn:aws:iam::123456789012:role/credvend-uploads', bucket: 'tenant-bucket', region: 'eu-west-1', prefix: 'uploads/{sub}/', match: { iss: ISSUER }, ...over },
+      p: {
+        roleArn: 'arn:aws:iam::123456789012:role/credvend-uploads',
+        bucket: 'tenant-bucket',
+        region: 'eu-west-1',
+        prefix: 'uploads/{sub}/',
+        match: { iss: ISSUER },
+        ...over,
+      },
     },
   };
   const p = loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json' }, () => JSON.stringify(file)).profiles.get('p');
@@ -37,10 +44,13 @@ function decide(policy: PolicyDocument, action: string, resource: string, contex
 describe('upload credentials', () => {
   const policy = sessionPolicy({ operation: 'upload', keys: ['report.pdf', 'img/a.png'] });
 
-  it.each(['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'])('allow %s on exactly the requested keys', (action) => {
-    expect(decide(policy, action, `${OBJ}report.pdf`)).toBe('Allowed');
-    expect(decide(policy, action, `${OBJ}img/a.png`)).toBe('Allowed');
-  });
+  it.each(['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'])(
+    'allow %s on exactly the requested keys',
+    (action) => {
+      expect(decide(policy, action, `${OBJ}report.pdf`)).toBe('Allowed');
+      expect(decide(policy, action, `${OBJ}img/a.png`)).toBe('Allowed');
+    },
+  );
 
   it.each([
     ['a sibling key', `${OBJ}other.pdf`],
@@ -50,7 +60,7 @@ describe('upload credentials', () => {
     ['the prefix itself', OBJ],
     ['the sibling directory', `${OBJ}img/b.png`],
     ["another tenant's key", 'arn:aws:s3:::tenant-bucket/uploads/bob/report.pdf'],
-    ["a tenant whose name extends ours (alice2)", 'arn:aws:s3:::tenant-bucket/uploads/alice2/report.pdf'],
+    ['a tenant whose name extends ours (alice2)', 'arn:aws:s3:::tenant-bucket/uploads/alice2/report.pdf'],
     ['the same key at the bucket root', 'arn:aws:s3:::tenant-bucket/report.pdf'],
     ['the same key in another bucket', 'arn:aws:s3:::other-bucket/uploads/alice/report.pdf'],
     ['a bucket whose name extends ours', 'arn:aws:s3:::tenant-bucket2/uploads/alice/report.pdf'],
@@ -61,13 +71,20 @@ describe('upload credentials', () => {
     expect(decide(policy, 's3:PutObject', resource)).not.toBe('Allowed');
   });
 
-  it.each(['s3:GetObject', 's3:GetObjectVersion', 's3:DeleteObject', 's3:DeleteObjectVersion', 's3:PutObjectAcl', 's3:PutObjectTagging', 's3:GetObjectAcl', 's3:RestoreObject', 's3:*'])(
-    'deny %s on the requested key',
-    (action) => {
-      // Attack: an uploader reading, deleting, re-permissioning or publishing objects.
-      expect(decide(policy, action, `${OBJ}report.pdf`)).not.toBe('Allowed');
-    },
-  );
+  it.each([
+    's3:GetObject',
+    's3:GetObjectVersion',
+    's3:DeleteObject',
+    's3:DeleteObjectVersion',
+    's3:PutObjectAcl',
+    's3:PutObjectTagging',
+    's3:GetObjectAcl',
+    's3:RestoreObject',
+    's3:*',
+  ])('deny %s on the requested key', (action) => {
+    // Attack: an uploader reading, deleting, re-permissioning or publishing objects.
+    expect(decide(policy, action, `${OBJ}report.pdf`)).not.toBe('Allowed');
+  });
 
   it('deny s3:ListBucket on the bucket', () => {
     // Attack: enumerating other tenants' object names.
@@ -77,9 +94,18 @@ describe('upload credentials', () => {
   it('agree with the simulator evaluating the session policy in its own slot', async () => {
     // Cross-checks the two-pass approach; also proves the policy passes the simulator's validation.
     expect(await simulateValidated(policy, { action: 's3:PutObject', resource: `${OBJ}report.pdf` })).toBe('Allowed');
-    expect(await simulateValidated(policy, { action: 's3:PutObject', resource: `${OBJ}report.pdf.evil` })).toBe('ImplicitlyDenied');
-    expect(await simulateValidated(policy, { action: 's3:GetObject', resource: `${OBJ}report.pdf` })).toBe('ImplicitlyDenied');
-    expect(await simulateValidated(policy, { action: 's3:PutObject', resource: 'arn:aws:s3:::tenant-bucket/uploads/bob/report.pdf' })).toBe('ImplicitlyDenied');
+    expect(await simulateValidated(policy, { action: 's3:PutObject', resource: `${OBJ}report.pdf.evil` })).toBe(
+      'ImplicitlyDenied',
+    );
+    expect(await simulateValidated(policy, { action: 's3:GetObject', resource: `${OBJ}report.pdf` })).toBe(
+      'ImplicitlyDenied',
+    );
+    expect(
+      await simulateValidated(policy, {
+        action: 's3:PutObject',
+        resource: 'arn:aws:s3:::tenant-bucket/uploads/bob/report.pdf',
+      }),
+    ).toBe('ImplicitlyDenied');
   });
 });
 
@@ -92,7 +118,13 @@ describe('download credentials', () => {
     expect(decide(policy, 's3:GetObject', `${OBJ}report.pdf`)).toBe('Allowed');
     expect(decide(policy, 's3:GetObject', `${OBJ}report.pdf.evil`)).not.toBe('Allowed');
     expect(decide(policy, 's3:GetObject', 'arn:aws:s3:::tenant-bucket/uploads/bob/report.pdf')).not.toBe('Allowed');
-    for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload', 's3:PutObjectAcl', 's3:GetObjectVersion']) {
+    for (const action of [
+      's3:PutObject',
+      's3:DeleteObject',
+      's3:AbortMultipartUpload',
+      's3:PutObjectAcl',
+      's3:GetObjectVersion',
+    ]) {
       expect(decide(policy, action, `${OBJ}report.pdf`), action).not.toBe('Allowed');
     }
   });
@@ -112,7 +144,8 @@ describe('keys with IAM wildcard characters', () => {
     // (The simulator reads a '*' in the REQUEST as a wildcard, so "allowed on the literal a*" is
     // checked structurally: the Resource is the escaped a${*}.)
     expect(JSON.stringify(policy)).toContain(`"${OBJ}a\${*}"`);
-    for (const key of ['abc', 'a', 'a/b', 'aa']) expect(decide(policy, 's3:PutObject', `${OBJ}${key}`), key).not.toBe('Allowed');
+    for (const key of ['abc', 'a', 'a/b', 'aa'])
+      expect(decide(policy, 's3:PutObject', `${OBJ}${key}`), key).not.toBe('Allowed');
   });
 
   it('the grant for literal key q? allows q? and not qX', () => {
@@ -139,7 +172,8 @@ describe('prefix grants', () => {
 
   it('deny the sibling prefix team2/ and everything else', () => {
     // Attack: "team/" also covering "team2/", "teammate/" or the other tenant's "team/".
-    for (const key of ['team2/a', 'teammate/a', 'team', 'other/a']) expect(decide(policy, 's3:PutObject', `${OBJ}${key}`), key).not.toBe('Allowed');
+    for (const key of ['team2/a', 'teammate/a', 'team', 'other/a'])
+      expect(decide(policy, 's3:PutObject', `${OBJ}${key}`), key).not.toBe('Allowed');
     expect(decide(policy, 's3:PutObject', 'arn:aws:s3:::tenant-bucket/uploads/bob/team/a')).not.toBe('Allowed');
     expect(decide(policy, 's3:GetObject', `${OBJ}team/a`)).not.toBe('Allowed');
   });
@@ -174,10 +208,13 @@ describe('SSE-KMS', () => {
   describe('upload', () => {
     const policy = sessionPolicy({ operation: 'upload', keys: ['report.pdf', 'b.bin'] }, profile({}, KEY_ARN));
 
-    it.each(['kms:GenerateDataKey', 'kms:Decrypt'])('allow %s through S3 in the region, for the requested objects', (action) => {
-      expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}report.pdf`))).toBe('Allowed');
-      expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}b.bin`))).toBe('Allowed');
-    });
+    it.each(['kms:GenerateDataKey', 'kms:Decrypt'])(
+      'allow %s through S3 in the region, for the requested objects',
+      (action) => {
+        expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}report.pdf`))).toBe('Allowed');
+        expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}b.bin`))).toBe('Allowed');
+      },
+    );
 
     it.each([
       ['S3 in another region', ctx(`${OBJ}report.pdf`, 's3.us-east-1.amazonaws.com')],
@@ -198,13 +235,18 @@ describe('SSE-KMS', () => {
       expect(decide(policy, 'kms:Decrypt', OTHER_KEY_ARN, ctx(`${OBJ}report.pdf`))).not.toBe('Allowed');
     });
 
-    it.each(['kms:Encrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:CreateGrant', 'kms:DescribeKey', 'kms:ScheduleKeyDeletion'])(
-      'deny %s',
-      (action) => {
-        // Attack: encrypting or re-encrypting arbitrary data, or managing the key, with S3 credentials.
-        expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}report.pdf`))).not.toBe('Allowed');
-      },
-    );
+    it.each([
+      'kms:Encrypt',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+      'kms:GenerateDataKeyWithoutPlaintext',
+      'kms:CreateGrant',
+      'kms:DescribeKey',
+      'kms:ScheduleKeyDeletion',
+    ])('deny %s', (action) => {
+      // Attack: encrypting or re-encrypting arbitrary data, or managing the key, with S3 credentials.
+      expect(decide(policy, action, KEY_ARN, ctx(`${OBJ}report.pdf`))).not.toBe('Allowed');
+    });
   });
 
   it('download gets kms:Decrypt but not kms:GenerateDataKey', () => {
@@ -215,16 +257,24 @@ describe('SSE-KMS', () => {
   });
 
   it('with S3 Bucket Keys, match the bucket ARN context (the narrowest S3 sends) and keep ViaService', () => {
-    const policy = sessionPolicy({ operation: 'upload', keys: ['report.pdf'] }, profile({ bucketKeyEnabled: true }, KEY_ARN));
+    const policy = sessionPolicy(
+      { operation: 'upload', keys: ['report.pdf'] },
+      profile({ bucketKeyEnabled: true }, KEY_ARN),
+    );
     expect(decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx('arn:aws:s3:::tenant-bucket'))).toBe('Allowed');
     expect(decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx('arn:aws:s3:::other-bucket'))).not.toBe('Allowed');
-    expect(decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx('arn:aws:s3:::tenant-bucket', 's3.us-east-1.amazonaws.com'))).not.toBe('Allowed');
+    expect(
+      decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx('arn:aws:s3:::tenant-bucket', 's3.us-east-1.amazonaws.com')),
+    ).not.toBe('Allowed');
     // The objects themselves stay confined by the S3 statement.
     expect(decide(policy, 's3:PutObject', `${OBJ}other.pdf`)).not.toBe('Allowed');
   });
 
   it('under a prefix grant, allow objects under the prefix and deny the sibling prefix', () => {
-    const policy = sessionPolicy({ operation: 'upload', prefix: 'team/' }, profile({ allowPrefixGrants: true }, KEY_ARN));
+    const policy = sessionPolicy(
+      { operation: 'upload', prefix: 'team/' },
+      profile({ allowPrefixGrants: true }, KEY_ARN),
+    );
     expect(decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx(`${OBJ}team/x`))).toBe('Allowed');
     expect(decide(policy, 'kms:GenerateDataKey', KEY_ARN, ctx(`${OBJ}team2/x`))).not.toBe('Allowed');
   });

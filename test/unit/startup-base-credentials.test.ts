@@ -10,7 +10,11 @@ import type { AwsCredentialIdentity } from '@smithy/types';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { BaseCredentialsUnavailableError, createBaseCredentials, defaultCredentialChain } from '../../src/sts/base-credentials.js';
+import {
+  BaseCredentialsUnavailableError,
+  createBaseCredentials,
+  defaultCredentialChain,
+} from '../../src/sts/base-credentials.js';
 import { freePort } from '../helpers/net.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -36,7 +40,12 @@ function setup(opts: { lifetimeMs?: number | undefined; timeoutMs?: number; rand
   let mode: 'immediate' | 'manual' | 'fail' | 'hang' | 'expired' = 'immediate';
   const mint = (): AwsCredentialIdentity => {
     n += 1;
-    return { accessKeyId: `ASIA${n}`, secretAccessKey: `s${n}`, sessionToken: `t${n}`, ...(opts.lifetimeMs === undefined ? {} : { expiration: new Date(clock + opts.lifetimeMs) }) };
+    return {
+      accessKeyId: `ASIA${n}`,
+      secretAccessKey: `s${n}`,
+      sessionToken: `t${n}`,
+      ...(opts.lifetimeMs === undefined ? {} : { expiration: new Date(clock + opts.lifetimeMs) }),
+    };
   };
   const metrics = createMetrics({ version: 't', defaultMetrics: false });
   const warnings: string[] = [];
@@ -51,7 +60,13 @@ function setup(opts: { lifetimeMs?: number | undefined; timeoutMs?: number; rand
       seenProps.push(props);
       if (mode === 'fail') throw Object.assign(new Error('endpoint down'), { name: 'CredentialsProviderError' });
       if (mode === 'hang') return new Promise<AwsCredentialIdentity>(() => undefined);
-      if (mode === 'expired') return { accessKeyId: 'ASIASTALE', secretAccessKey: 'stale', sessionToken: 'stale', expiration: new Date(clock - MIN) };
+      if (mode === 'expired')
+        return {
+          accessKeyId: 'ASIASTALE',
+          secretAccessKey: 'stale',
+          sessionToken: 'stale',
+          expiration: new Date(clock - MIN),
+        };
       if (mode === 'manual') {
         const d = deferred<AwsCredentialIdentity>();
         pending.push(d);
@@ -77,15 +92,20 @@ function setup(opts: { lifetimeMs?: number | undefined; timeoutMs?: number; rand
     advance: (ms: number) => void (clock += ms),
     setMode: (m: typeof mode) => void (mode = m),
     expiryMetric: async () => (await metrics.baseCredentialExpiry.get()).values[0]?.value,
-    failureMetric: async (code: string) => (await metrics.baseCredentialRefreshFailures.get()).values.find((v) => v.labels.code === code)?.value ?? 0,
+    failureMetric: async (code: string) =>
+      (await metrics.baseCredentialRefreshFailures.get()).values.find((v) => v.labels.code === code)?.value ?? 0,
     now: () => clock,
   };
 }
 
 /** The rejection of `p`, which must be a BaseCredentialsUnavailableError. */
 async function unavailable(p: Promise<unknown>): Promise<BaseCredentialsUnavailableError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  if (!(err instanceof BaseCredentialsUnavailableError)) throw new Error(`expected BaseCredentialsUnavailableError, got ${String(err)}`);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof BaseCredentialsUnavailableError))
+    throw new Error(`expected BaseCredentialsUnavailableError, got ${String(err)}`);
   return err;
 }
 
@@ -268,7 +288,12 @@ describe('createBaseCredentials when the source hangs, fails or serves expired k
     const t = setup({ lifetimeMs: 60 * MIN, timeoutMs: 20 });
     t.setMode('manual');
     await unavailable(t.base.provider());
-    t.pending[0]?.resolve({ accessKeyId: 'ASIALATE', secretAccessKey: 's', sessionToken: 't', expiration: new Date(t.now() - 1) });
+    t.pending[0]?.resolve({
+      accessKeyId: 'ASIALATE',
+      secretAccessKey: 's',
+      sessionToken: 't',
+      expiration: new Date(t.now() - 1),
+    });
     await flush();
     expect(t.base.canSign()).toBe(false);
     expect(t.base.lastAccessKeyId()).toBeUndefined();
@@ -291,7 +316,9 @@ describe('createBaseCredentials when the source hangs, fails or serves expired k
       for (let k = 0; k < 5; k += 1) {
         const during = await Promise.all(Array.from({ length: 10 }, () => unavailable(s.base.provider())));
         // Assess: meanwhile nobody fetches, and nobody is served the expired keys.
-        expect(during.every((e) => e.code === 'Backoff' && e.cause instanceof BaseCredentialsUnavailableError)).toBe(true);
+        expect(during.every((e) => e.code === 'Backoff' && e.cause instanceof BaseCredentialsUnavailableError)).toBe(
+          true,
+        );
         s.advance(w / 5 - 1);
       }
       expect(s.fetches()).toBe(2 + i);
@@ -434,12 +461,30 @@ describe('defaultCredentialChain against a loopback container-credentials endpoi
       }
       const expiration = new Date(mode === 'expired' ? clock - MIN : clock + 60 * MIN).toISOString();
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ AccessKeyId: `ASIALOOP${hits}`, SecretAccessKey: 'loop-secret', Token: 'loop-token', Expiration: expiration }));
+      res.end(
+        JSON.stringify({
+          AccessKeyId: `ASIALOOP${hits}`,
+          SecretAccessKey: 'loop-secret',
+          Token: 'loop-token',
+          Expiration: expiration,
+        }),
+      );
     });
     const srv = server;
     await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
     // Nothing from the machine running the tests may answer first (the chain tries env, files).
-    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE']) vi.stubEnv(name, undefined);
+    for (const name of [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_PROFILE',
+      'AWS_ROLE_ARN',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+      'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+      'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    ])
+      vi.stubEnv(name, undefined);
     vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/credvend-test-credentials');
     vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/credvend-test-config');
     vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
@@ -447,7 +492,13 @@ describe('defaultCredentialChain against a loopback container-credentials endpoi
     // The SDK's container request timeout only warns (on console): the measured problem itself.
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     const metrics = createMetrics({ version: 't', defaultMetrics: false });
-    const base = createBaseCredentials({ source: defaultCredentialChain({ region: 'eu-west-1', timeoutMs: 200 }), metrics, timeoutMs: 300, now: () => clock, random: () => 0 });
+    const base = createBaseCredentials({
+      source: defaultCredentialChain({ region: 'eu-west-1', timeoutMs: 200 }),
+      metrics,
+      timeoutMs: 300,
+      now: () => clock,
+      random: () => 0,
+    });
 
     // Healthy first.
     expect((await base.provider()).accessKeyId).toBe('ASIALOOP1');
@@ -479,6 +530,12 @@ describe('defaultCredentialChain against a loopback container-credentials endpoi
     expect(c.accessKeyId).toMatch(/^ASIALOOP\d+$/);
     expect(c.accessKeyId).not.toBe('ASIALOOP1');
     expect(base.canSign()).toBe(true);
-    expect((await metrics.baseCredentialRefreshFailures.get()).values.map((v) => [v.labels.code, v.value]).sort()).toEqual([['Expired', 1], ['FetchFailed', 1], ['Timeout', 1]]);
+    expect(
+      (await metrics.baseCredentialRefreshFailures.get()).values.map((v) => [v.labels.code, v.value]).sort(),
+    ).toEqual([
+      ['Expired', 1],
+      ['FetchFailed', 1],
+      ['Timeout', 1],
+    ]);
   });
 });

@@ -17,7 +17,13 @@ const KEY_ARN = `arn:aws:kms:eu-west-1:${ACCT}:key/1234abcd-12ab-34cd-56ef-12345
 const TASK = { account: ACCT, arn: `arn:aws:sts::${ACCT}:assumed-role/credvend-task/abc` };
 
 function config(env: Record<string, string> = {}, profiles?: Record<string, unknown>): Config {
-  const p = (over: Record<string, unknown> = {}) => ({ roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'tenant-bucket', region: 'eu-west-1', match: { iss: 'https://idp.example.com' }, ...over });
+  const p = (over: Record<string, unknown> = {}) => ({
+    roleArn: `arn:aws:iam::${ACCT}:role/r`,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    match: { iss: 'https://idp.example.com' },
+    ...over,
+  });
   const file = {
     issuers: [{ issuer: 'https://idp.example.com', audiences: ['credvend'], jwksUri: 'https://idp.example.com/jwks' }],
     profiles: profiles ?? { plain: p(), kms: p({ kmsKeyId: 'alias/uploads' }) },
@@ -28,7 +34,8 @@ function config(env: Record<string, string> = {}, profiles?: Record<string, unkn
 class Sink extends Writable {
   readonly records: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
   override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) this.records.push(JSON.parse(l) as { level: number; msg: string });
+    for (const l of chunk.toString('utf8').split('\n'))
+      if (l.trim()) this.records.push(JSON.parse(l) as { level: number; msg: string });
     cb();
   }
 }
@@ -51,8 +58,20 @@ function setup(s: Setup = {}) {
   };
   const baseCredentials = createBaseCredentials({
     source: async () => {
-      if (s.noCredentials) throw Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
-      return { accessKeyId: s.accessKeyId ?? 'ASIAEXAMPLE', secretAccessKey: 'secret', sessionToken: 'token', ...('expiration' in s ? (s.expiration ? { expiration: s.expiration } : {}) : { expiration: new Date(Date.now() + 3_600_000) }) };
+      if (s.noCredentials)
+        throw Object.assign(new Error('Could not load credentials from any providers'), {
+          name: 'CredentialsProviderError',
+        });
+      return {
+        accessKeyId: s.accessKeyId ?? 'ASIAEXAMPLE',
+        secretAccessKey: 'secret',
+        sessionToken: 'token',
+        ...('expiration' in s
+          ? s.expiration
+            ? { expiration: s.expiration }
+            : {}
+          : { expiration: new Date(Date.now() + 3_600_000) }),
+      };
     },
     metrics: createMetrics({ version: 't', defaultMetrics: false }),
   });
@@ -60,16 +79,29 @@ function setup(s: Setup = {}) {
   const kms: KeyDescriber = {
     async describe(keyId, region) {
       described.push(`${region} ${keyId}`);
-      const k = (s.keys ?? { 'alias/uploads': { arn: KEY_ARN, keyState: 'Enabled', keySpec: 'SYMMETRIC_DEFAULT', keyUsage: 'ENCRYPT_DECRYPT' } })[keyId];
+      const k = (s.keys ?? {
+        'alias/uploads': {
+          arn: KEY_ARN,
+          keyState: 'Enabled',
+          keySpec: 'SYMMETRIC_DEFAULT',
+          keyUsage: 'ENCRYPT_DECRYPT',
+        },
+      })[keyId];
       if (k === undefined) throw new KeyDescribeError('NotFoundException');
       if (k instanceof Error) throw k;
       return k;
     },
   };
-  const run = () => runStartupChecks({ config: config(s.env, s.profiles), issuer, baseCredentials, kms, logger: pino({ level: 'debug' }, sink) });
+  const run = () =>
+    runStartupChecks({
+      config: config(s.env, s.profiles),
+      issuer,
+      baseCredentials,
+      kms,
+      logger: pino({ level: 'debug' }, sink),
+    });
   return { run, sink, described };
 }
-
 
 describe('runStartupChecks', () => {
   it('passes with task-role credentials, logs the principal and resolves the KMS keys', async () => {
@@ -78,18 +110,30 @@ describe('runStartupChecks', () => {
     expect(result.config.profiles.get('kms')?.kmsKeyArn).toBe(KEY_ARN);
     expect(result.config.profiles.get('plain')?.kmsKeyArn).toBeUndefined();
     expect(result.principal).toEqual(TASK);
-    expect(sink.records.find((r) => r.msg === 'running as this AWS principal')).toMatchObject({ account: ACCT, arn: TASK.arn, temporaryCredentials: true });
+    expect(sink.records.find((r) => r.msg === 'running as this AWS principal')).toMatchObject({
+      account: ACCT,
+      arn: TASK.arn,
+      temporaryCredentials: true,
+    });
   });
 
   it('refuses AKIA base credentials: a leaked long-lived key would keep working after the task is gone', async () => {
-    const { run } = setup({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expiration: undefined, caller: { account: ACCT, arn: `arn:aws:iam::${ACCT}:user/deploy` } });
+    const { run } = setup({
+      accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+      expiration: undefined,
+      caller: { account: ACCT, arn: `arn:aws:iam::${ACCT}:user/deploy` },
+    });
     const problems = await problemsOf(run());
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('IAM user credentials');
   });
 
   it('accepts them with CREDVEND_ALLOW_IAM_USER_KEYS=true and warns', async () => {
-    const { run, sink } = setup({ env: { CREDVEND_ALLOW_IAM_USER_KEYS: 'true' }, accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expiration: undefined });
+    const { run, sink } = setup({
+      env: { CREDVEND_ALLOW_IAM_USER_KEYS: 'true' },
+      accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+      expiration: undefined,
+    });
     await run();
     expect(sink.records.some((r) => r.level === 40 && r.msg.includes('CREDVEND_ALLOW_IAM_USER_KEYS=true'))).toBe(true);
   });
@@ -100,10 +144,29 @@ describe('runStartupChecks', () => {
       accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
       expiration: undefined,
       profiles: {
-        a: { roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'bucket-a', region: 'eu-west-1', kmsKeyId: 'alias/disabled', match: {} },
-        b: { roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'bucket-b', region: 'eu-west-1', kmsKeyId: 'alias/missing', match: {} },
+        a: {
+          roleArn: `arn:aws:iam::${ACCT}:role/r`,
+          bucket: 'bucket-a',
+          region: 'eu-west-1',
+          kmsKeyId: 'alias/disabled',
+          match: {},
+        },
+        b: {
+          roleArn: `arn:aws:iam::${ACCT}:role/r`,
+          bucket: 'bucket-b',
+          region: 'eu-west-1',
+          kmsKeyId: 'alias/missing',
+          match: {},
+        },
       },
-      keys: { 'alias/disabled': { arn: KEY_ARN, keyState: 'Disabled', keySpec: 'SYMMETRIC_DEFAULT', keyUsage: 'ENCRYPT_DECRYPT' } },
+      keys: {
+        'alias/disabled': {
+          arn: KEY_ARN,
+          keyState: 'Disabled',
+          keySpec: 'SYMMETRIC_DEFAULT',
+          keyUsage: 'ENCRYPT_DECRYPT',
+        },
+      },
     });
     // Act
     const problems = await problemsOf(run());
@@ -127,21 +190,33 @@ describe('runStartupChecks', () => {
 
   it('refuses to start when GetCallerIdentity fails in AWS mode: the credentials are not usable', async () => {
     const { run } = setup({ caller: new StsError('access_denied', 'InvalidClientTokenId') });
-    expect(await problemsOf(run())).toEqual(["sts:GetCallerIdentity failed (InvalidClientTokenId): the service's AWS credentials are not usable"]);
+    expect(await problemsOf(run())).toEqual([
+      "sts:GetCallerIdentity failed (InvalidClientTokenId): the service's AWS credentials are not usable",
+    ]);
   });
 
   it('only warns when GetCallerIdentity fails in S3-compatible mode (Ceph RGW answers 405)', async () => {
-    const { run, sink } = setup({ env: { CREDVEND_S3_COMPATIBLE: 'true' }, accessKeyId: 'rgwstatickey', expiration: undefined, caller: new StsError('rejected', 'other'), profiles: { rgw: { roleArn: 'arn:aws:iam:::role/r', bucket: 'rgw-bucket', region: 'us-east-1', match: {} } } });
+    const { run, sink } = setup({
+      env: { CREDVEND_S3_COMPATIBLE: 'true' },
+      accessKeyId: 'rgwstatickey',
+      expiration: undefined,
+      caller: new StsError('rejected', 'other'),
+      profiles: { rgw: { roleArn: 'arn:aws:iam:::role/r', bucket: 'rgw-bucket', region: 'us-east-1', match: {} } },
+    });
     await run();
     const warnings = sink.records.filter((r) => r.level === 40).map((r) => r.msg);
-    expect(warnings).toEqual(expect.arrayContaining([
-      expect.stringContaining('sts:GetCallerIdentity is not available'),
-      expect.stringContaining('S3-compatible mode: running on static user keys'),
-    ]));
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('sts:GetCallerIdentity is not available'),
+        expect.stringContaining('S3-compatible mode: running on static user keys'),
+      ]),
+    );
   });
 
   it('does not call KMS when no profile has a key', async () => {
-    const { run, described } = setup({ profiles: { p: { roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'b-bucket', region: 'eu-west-1', match: {} } } });
+    const { run, described } = setup({
+      profiles: { p: { roleArn: `arn:aws:iam::${ACCT}:role/r`, bucket: 'b-bucket', region: 'eu-west-1', match: {} } },
+    });
     await run();
     expect(described).toEqual([]);
   });

@@ -7,38 +7,94 @@ import { problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
 const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
-const ISSUER = { issuer: 'https://gitlab.example.com', audiences: ['credvend'], jwksUri: 'https://gitlab.example.com/oauth/discovery/keys' };
+const ISSUER = {
+  issuer: 'https://gitlab.example.com',
+  audiences: ['credvend'],
+  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
+};
 
 function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { roleArn: ROLE, bucket: 'tenant-bucket', region: 'eu-west-1', prefix: 'u/{sub}/', match: { iss: ISSUER.issuer }, ...over };
+  return {
+    roleArn: ROLE,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    prefix: 'u/{sub}/',
+    match: { iss: ISSUER.issuer },
+    ...over,
+  };
 }
 
 function load(profiles: Record<string, unknown>, env: Record<string, string> = {}): Config {
-  return loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', ...env }, () => JSON.stringify({ issuers: [ISSUER], profiles }));
+  return loadConfig({ CREDVEND_CONFIG_FILE: 'profiles.json', ...env }, () =>
+    JSON.stringify({ issuers: [ISSUER], profiles }),
+  );
 }
-
 
 describe('loadConfig lists every problem at once', () => {
   // One table of bad profiles loaded together: each row must be reported, with its path, in the
   // same ConfigError. A loader that stopped at the first bad profile would pass any single row.
   const rows: Array<[profileName: string, override: Record<string, unknown>, expected: string]> = [
     // A managed policy ARN in the role slot: the profile would not assume what the operator meant.
-    ['policy-as-role', { roleArn: `arn:aws:iam::${ACCT}:policy/Boundary` }, 'profiles.policy-as-role.roleArn: expected an IAM role ARN, got an IAM policy ARN'],
+    [
+      'policy-as-role',
+      { roleArn: `arn:aws:iam::${ACCT}:policy/Boundary` },
+      'profiles.policy-as-role.roleArn: expected an IAM role ARN, got an IAM policy ARN',
+    ],
     // AWS mode is strict: a role ARN without an account is a typo or an S3-compatible leftover.
-    ['no-account', { roleArn: 'arn:aws:iam:::role/NoAccount' }, 'profiles.no-account.roleArn: account is missing (must be 12 digits)'],
-    ['s3-as-role', { roleArn: 'arn:aws:s3:::bucket' }, 'profiles.s3-as-role.roleArn: expected an IAM role ARN, got an S3 ARN'],
+    [
+      'no-account',
+      { roleArn: 'arn:aws:iam:::role/NoAccount' },
+      'profiles.no-account.roleArn: account is missing (must be 12 digits)',
+    ],
+    [
+      's3-as-role',
+      { roleArn: 'arn:aws:s3:::bucket' },
+      'profiles.s3-as-role.roleArn: expected an IAM role ARN, got an S3 ARN',
+    ],
     // A role ARN among the session policies: never a "managed policy", never silently dropped.
-    ['role-as-policy', { sessionPolicyArns: [`arn:aws:iam::aws:policy/ReadOnlyAccess`, ROLE] }, 'profiles.role-as-policy.sessionPolicyArns.1: expected an IAM policy ARN, got an IAM role ARN'],
+    [
+      'role-as-policy',
+      { sessionPolicyArns: [`arn:aws:iam::aws:policy/ReadOnlyAccess`, ROLE] },
+      'profiles.role-as-policy.sessionPolicyArns.1: expected an IAM policy ARN, got an IAM role ARN',
+    ],
     // ':policy/' hidden inside a role path must not make a role ARN pass as a policy.
-    ['hidden-policy', { sessionPolicyArns: [`arn:aws:iam::${ACCT}:role/x:policy/Admin`] }, 'profiles.hidden-policy.sessionPolicyArns.0: expected an IAM policy ARN, got an IAM role ARN'],
-    ['empty-policy-name', { sessionPolicyArns: [`arn:aws:iam::${ACCT}:policy/path/`] }, 'profiles.empty-policy-name.sessionPolicyArns.0: policy name is empty'],
-    ['too-many-policies', { sessionPolicyArns: Array.from({ length: 11 }, (_, i) => `arn:aws:iam::${ACCT}:policy/p${i}`) }, 'profiles.too-many-policies.sessionPolicyArns: at most 10 managed session policy ARNs'],
+    [
+      'hidden-policy',
+      { sessionPolicyArns: [`arn:aws:iam::${ACCT}:role/x:policy/Admin`] },
+      'profiles.hidden-policy.sessionPolicyArns.0: expected an IAM policy ARN, got an IAM role ARN',
+    ],
+    [
+      'empty-policy-name',
+      { sessionPolicyArns: [`arn:aws:iam::${ACCT}:policy/path/`] },
+      'profiles.empty-policy-name.sessionPolicyArns.0: policy name is empty',
+    ],
+    [
+      'too-many-policies',
+      { sessionPolicyArns: Array.from({ length: 11 }, (_, i) => `arn:aws:iam::${ACCT}:policy/p${i}`) },
+      'profiles.too-many-policies.sessionPolicyArns: at most 10 managed session policy ARNs',
+    ],
     // A KMS "key" that is an S3 ARN: the policy's KMS statement would name the wrong resource.
-    ['kms-s3-arn', { kmsKeyId: 'arn:aws:s3:::bucket' }, 'profiles.kms-s3-arn.kmsKeyId: expected a KMS ARN, got an S3 ARN'],
-    ['kms-no-region', { kmsKeyId: `arn:aws:kms::${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` }, 'profiles.kms-no-region.kmsKeyId: KMS ARNs must have a region'],
+    [
+      'kms-s3-arn',
+      { kmsKeyId: 'arn:aws:s3:::bucket' },
+      'profiles.kms-s3-arn.kmsKeyId: expected a KMS ARN, got an S3 ARN',
+    ],
+    [
+      'kms-no-region',
+      { kmsKeyId: `arn:aws:kms::${ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
+      'profiles.kms-no-region.kmsKeyId: KMS ARNs must have a region',
+    ],
     ['kms-empty-alias', { kmsKeyId: 'alias/' }, 'profiles.kms-empty-alias.kmsKeyId: alias must be alias/<name>'],
-    ['kms-garbage', { kmsKeyId: 'my key' }, 'profiles.kms-garbage.kmsKeyId: must be a KMS key ARN, an alias ARN, alias/<name> or a key id'],
-    ['bad-template', { prefix: 'u/{sub/' }, 'profiles.bad-template.prefix: template "u/{sub/": placeholders must look like {claim_name}'],
+    [
+      'kms-garbage',
+      { kmsKeyId: 'my key' },
+      'profiles.kms-garbage.kmsKeyId: must be a KMS key ARN, an alias ARN, alias/<name> or a key id',
+    ],
+    [
+      'bad-template',
+      { prefix: 'u/{sub/' },
+      'profiles.bad-template.prefix: template "u/{sub/": placeholders must look like {claim_name}',
+    ],
   ];
 
   it('reports every bad profile, each with its path, in one ConfigError', () => {
@@ -48,7 +104,10 @@ describe('loadConfig lists every problem at once', () => {
     const problems = problemsOf(() => load(profiles));
     // Assess
     for (const [, , expected] of rows) {
-      expect(problems.some((p) => p.startsWith(expected)), `missing: ${expected}\ngot:\n${problems.join('\n')}`).toBe(true);
+      expect(
+        problems.some((p) => p.startsWith(expected)),
+        `missing: ${expected}\ngot:\n${problems.join('\n')}`,
+      ).toBe(true);
     }
     expect(problems.filter((p) => p.startsWith('profiles.good'))).toEqual([]);
     expect(problems).toHaveLength(rows.length);
@@ -63,21 +122,32 @@ describe('loadConfig lists every problem at once', () => {
   it('still checks ARNs in a profile that also has a type error', () => {
     // zod skips object-level refinements after a type error; the ARN checks must not be skipped
     // with them, or fixing the type error would reveal a second round of problems.
-    const problems = problemsOf(() => load({ mixed: profile({ maxKeys: 'ten', roleArn: 'arn:aws:iam::1:role/x', sessionPolicyArns: [ROLE] }) }));
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^profiles\.mixed\.maxKeys: /),
-      'profiles.mixed.roleArn: account must be 12 digits',
-      'profiles.mixed.sessionPolicyArns.0: expected an IAM policy ARN, got an IAM role ARN',
-    ]));
+    const problems = problemsOf(() =>
+      load({ mixed: profile({ maxKeys: 'ten', roleArn: 'arn:aws:iam::1:role/x', sessionPolicyArns: [ROLE] }) }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^profiles\.mixed\.maxKeys: /),
+        'profiles.mixed.roleArn: account must be 12 digits',
+        'profiles.mixed.sessionPolicyArns.0: expected an IAM policy ARN, got an IAM role ARN',
+      ]),
+    );
   });
 
   it('lists environment and file problems together', () => {
-    const problems = problemsOf(() => load({ bad: profile({ roleArn: 'nope' }) }, { CREDVEND_PORT: 'eighty', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_ROLE_ARN: ROLE }));
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^env\.CREDVEND_PORT: /),
-      expect.stringMatching(/^env\.AWS_ACCESS_KEY_ID: static keys and a role setting \(AWS_ROLE_ARN\)/),
-      "profiles.bad.roleArn: not an ARN (must start with 'arn:')",
-    ]));
+    const problems = problemsOf(() =>
+      load(
+        { bad: profile({ roleArn: 'nope' }) },
+        { CREDVEND_PORT: 'eighty', AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_ROLE_ARN: ROLE },
+      ),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^env\.CREDVEND_PORT: /),
+        expect.stringMatching(/^env\.AWS_ACCESS_KEY_ID: static keys and a role setting \(AWS_ROLE_ARN\)/),
+        "profiles.bad.roleArn: not an ARN (must start with 'arn:')",
+      ]),
+    );
   });
 });
 
@@ -113,16 +183,28 @@ describe('S3-compatible mode and role ARNs', () => {
   });
 
   it('refuses the same ARN in AWS mode: a real AWS role ARN always names its account', () => {
-    expect(problemsOf(() => load({ rgw: profile({ roleArn: accountless }) }))).toEqual(['profiles.rgw.roleArn: account is missing (must be 12 digits)']);
+    expect(problemsOf(() => load({ rgw: profile({ roleArn: accountless }) }))).toEqual([
+      'profiles.rgw.roleArn: account is missing (must be 12 digits)',
+    ]);
   });
 
   it('keeps the other role ARN rules in S3-compatible mode', () => {
-    const problems = problemsOf(() => load({ p: profile({ roleArn: 'arn:aws:iam::12:role/x' }), q: profile({ roleArn: 'arn:aws:iam:::policy/x' }) }, { CREDVEND_S3_COMPATIBLE: 'true' }));
-    expect(problems).toEqual(['profiles.p.roleArn: account must be 12 digits', 'profiles.q.roleArn: expected an IAM role ARN, got an IAM policy ARN']);
+    const problems = problemsOf(() =>
+      load(
+        { p: profile({ roleArn: 'arn:aws:iam::12:role/x' }), q: profile({ roleArn: 'arn:aws:iam:::policy/x' }) },
+        { CREDVEND_S3_COMPATIBLE: 'true' },
+      ),
+    );
+    expect(problems).toEqual([
+      'profiles.p.roleArn: account must be 12 digits',
+      'profiles.q.roleArn: expected an IAM role ARN, got an IAM policy ARN',
+    ]);
   });
 
   it('uses the mode even when another environment variable is invalid', () => {
-    const problems = problemsOf(() => load({ rgw: profile({ roleArn: accountless }) }, { CREDVEND_S3_COMPATIBLE: 'true', CREDVEND_PORT: '-1' }));
+    const problems = problemsOf(() =>
+      load({ rgw: profile({ roleArn: accountless }) }, { CREDVEND_S3_COMPATIBLE: 'true', CREDVEND_PORT: '-1' }),
+    );
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^env\.CREDVEND_PORT: /);
   });
@@ -137,12 +219,18 @@ describe('one credential source', () => {
     ['AWS_CONTAINER_CREDENTIALS_FULL_URI', 'http://169.254.170.23/v1/credentials'],
     ['AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', '/v2/credentials/abc'],
   ])('refuses static keys together with %s', (name, value) => {
-    const problems = problemsOf(() => load({ p: profile() }, { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', [name]: value }));
-    expect(problems).toEqual([`env.AWS_ACCESS_KEY_ID: static keys and a role setting (${name}) are both set: keep only one credential source`]);
+    const problems = problemsOf(() =>
+      load({ p: profile() }, { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', [name]: value }),
+    );
+    expect(problems).toEqual([
+      `env.AWS_ACCESS_KEY_ID: static keys and a role setting (${name}) are both set: keep only one credential source`,
+    ]);
   });
 
   it('refuses it in S3-compatible mode too', () => {
-    const problems = problemsOf(() => load({ p: profile() }, { CREDVEND_S3_COMPATIBLE: 'true', AWS_ACCESS_KEY_ID: 'rgwkey', AWS_ROLE_ARN: ROLE }));
+    const problems = problemsOf(() =>
+      load({ p: profile() }, { CREDVEND_S3_COMPATIBLE: 'true', AWS_ACCESS_KEY_ID: 'rgwkey', AWS_ROLE_ARN: ROLE }),
+    );
     expect(problems[0]).toMatch(/^env\.AWS_ACCESS_KEY_ID: static keys and a role setting/);
   });
 

@@ -8,11 +8,17 @@ const ROLE_SESSION = 'arn:aws:sts::123456789012:assumed-role/credvend-task/3f2a'
 
 describe('principalFindings in AWS mode', () => {
   it('accepts temporary task-role credentials', () => {
-    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: ROLE_SESSION }, AWS)).toEqual({ problems: [], warnings: [] });
+    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: ROLE_SESSION }, AWS)).toEqual({
+      problems: [],
+      warnings: [],
+    });
   });
 
   it('refuses AKIA keys: a leaked long-lived key would keep working after the task is gone', () => {
-    const f = principalFindings({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/deploy' }, AWS);
+    const f = principalFindings(
+      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/deploy' },
+      AWS,
+    );
     expect(f.problems).toHaveLength(1);
     expect(f.problems[0]).toContain('a long-lived AKIA… access key');
     expect(f.problems[0]).toContain('CREDVEND_ALLOW_IAM_USER_KEYS=true');
@@ -25,23 +31,41 @@ describe('principalFindings in AWS mode', () => {
   });
 
   it('refuses an IAM user caller with ASIA keys: GetSessionToken keys only look temporary, a user key mints them at will', () => {
-    const f = principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:user/ci/deploy' }, AWS);
+    const f = principalFindings(
+      { accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:user/ci/deploy' },
+      AWS,
+    );
     expect(f.problems[0]).toContain('caller arn:aws:iam::123456789012:user/ci/deploy');
   });
 
   it('refuses the root user: its keys own the whole account', () => {
-    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:root' }, AWS).problems).toHaveLength(1);
+    expect(
+      principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:root' }, AWS)
+        .problems,
+    ).toHaveLength(1);
   });
 
   it('accepts IAM user keys only when explicitly allowed, with a warning (on every start)', () => {
-    const f = principalFindings({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/dev' }, { ...AWS, allowIamUserKeys: true });
+    const f = principalFindings(
+      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/dev' },
+      { ...AWS, allowIamUserKeys: true },
+    );
     expect(f.problems).toEqual([]);
     expect(f.warnings).toHaveLength(1);
     expect(f.warnings[0]).toContain('allowed by CREDVEND_ALLOW_IAM_USER_KEYS=true');
   });
 
   it('does not mistake a role whose name contains "user" for an IAM user', () => {
-    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:sts::123456789012:assumed-role/user-uploads/s' }, AWS).problems).toEqual([]);
+    expect(
+      principalFindings(
+        {
+          accessKeyId: 'ASIAEXAMPLE',
+          expires: true,
+          callerArn: 'arn:aws:sts::123456789012:assumed-role/user-uploads/s',
+        },
+        AWS,
+      ).problems,
+    ).toEqual([]);
   });
 });
 
@@ -70,6 +94,9 @@ describe('principalFindings in S3-compatible mode', () => {
     // policy, so the operator must keep each profile role's own policy narrow.
     const f = principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, S3C);
     expect(f.warnings).toEqual([expect.stringContaining('tampering')]);
-    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, { allowIamUserKeys: false, s3Compatible: false }).warnings).toEqual([]);
+    expect(
+      principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, { allowIamUserKeys: false, s3Compatible: false })
+        .warnings,
+    ).toEqual([]);
   });
 });

@@ -7,7 +7,12 @@ import { gateIssuer, OverloadedError } from '../../src/sts/gate.js';
 import type { CredentialIssuer, IssuedCredentials } from '../../src/sts/issuer.js';
 
 const plan = {} as IssuancePlan;
-const creds: IssuedCredentials = { accessKeyId: 'ASIA', secretAccessKey: 's', sessionToken: 't', expiration: new Date() };
+const creds: IssuedCredentials = {
+  accessKeyId: 'ASIA',
+  secretAccessKey: 's',
+  sessionToken: 't',
+  expiration: new Date(),
+};
 
 /** An issuer whose calls stay pending until the test releases them, counting concurrency. */
 function heldIssuer() {
@@ -101,7 +106,10 @@ describe('gateIssuer', () => {
   });
 
   it('a failed call frees its slot', async () => {
-    const failing: CredentialIssuer = { issue: async () => Promise.reject(new Error('boom')), callerIdentity: async () => ({ account: '', arn: '' }) };
+    const failing: CredentialIssuer = {
+      issue: async () => Promise.reject(new Error('boom')),
+      callerIdentity: async () => ({ account: '', arn: '' }),
+    };
     const gate = gateIssuer(failing, { maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10 });
     for (let i = 0; i < 5; i += 1) await expect(gate.issue(plan)).rejects.toThrow('boom');
   });

@@ -14,10 +14,27 @@ import { upstreamDeadlineMs } from '../../src/aws/http-handler.js';
 import { createKmsDescriber, kmsClientFactory, KeyDescribeError } from '../../src/kms/resolve.js';
 import type { IssuancePlan } from '../../src/policy/plan.js';
 import { BaseCredentialsUnavailableError } from '../../src/sts/base-credentials.js';
-import { createStsClient, createStsIssuer, StsError, translateStsError, type CredentialIssuer, type StsClientOptions } from '../../src/sts/issuer.js';
+import {
+  createStsClient,
+  createStsIssuer,
+  StsError,
+  translateStsError,
+  type CredentialIssuer,
+  type StsClientOptions,
+} from '../../src/sts/issuer.js';
 import { freePort } from '../helpers/net.js';
 
-type Mode = 'ok' | 'hang' | 'slow' | 'reset' | 'error500' | 'throttle' | 'malformed' | 'oversize' | 'oversize-chunked' | 'trickle';
+type Mode =
+  | 'ok'
+  | 'hang'
+  | 'slow'
+  | 'reset'
+  | 'error500'
+  | 'throttle'
+  | 'malformed'
+  | 'oversize'
+  | 'oversize-chunked'
+  | 'trickle';
 
 const TIMEOUT_MS = 300;
 const ATTEMPTS = 2;
@@ -25,7 +42,7 @@ const ATTEMPTS = 2;
 const DEADLINE_MS = upstreamDeadlineMs({ requestTimeoutMs: TIMEOUT_MS, maxAttempts: ATTEMPTS });
 // Scheduling noise on a busy CI machine; a failure to enforce a deadline overshoots by seconds.
 const SLACK_MS = 750;
-const FIVE_MB = randomBytes(5 * 1024 * 1024 / 2).toString('hex');
+const FIVE_MB = randomBytes((5 * 1024 * 1024) / 2).toString('hex');
 const CREDENTIALS = { accessKeyId: 'AKIDUPSTREAMTEST', secretAccessKey: 'upstream-test-secret' };
 
 const PLAN: IssuancePlan = {
@@ -79,18 +96,25 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
     res.end(body);
   };
   switch (mode) {
-    case 'ok': return send(200, assumeRoleXml());
-    case 'hang': return; // accepted, never answered; the socket stays open on our side
+    case 'ok':
+      return send(200, assumeRoleXml());
+    case 'hang':
+      return; // accepted, never answered; the socket stays open on our side
     case 'slow': {
       const t = setTimeout(() => send(200, assumeRoleXml()), 1_000);
       res.on('close', () => clearTimeout(t));
       return;
     }
-    case 'reset': return void req.socket.destroy();
-    case 'error500': return send(500, errorXml('InternalFailure'));
-    case 'throttle': return send(400, errorXml('Throttling'));
-    case 'malformed': return send(200, '<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA</Acc');
-    case 'oversize': return send(200, `<AssumeRoleResponse>${FIVE_MB}</AssumeRoleResponse>`);
+    case 'reset':
+      return void req.socket.destroy();
+    case 'error500':
+      return send(500, errorXml('InternalFailure'));
+    case 'throttle':
+      return send(400, errorXml('Throttling'));
+    case 'malformed':
+      return send(200, '<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA</Acc');
+    case 'oversize':
+      return send(200, `<AssumeRoleResponse>${FIVE_MB}</AssumeRoleResponse>`);
     case 'oversize-chunked': {
       res.writeHead(200, { 'content-type': 'text/xml' }); // chunked: no length to refuse up front
       const body = Buffer.from(`<AssumeRoleResponse>${FIVE_MB}</AssumeRoleResponse>`);
@@ -118,14 +142,27 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
 }
 
 function stsClient(overrides: Partial<StsClientOptions> = {}): STSClient {
-  const client = createStsClient({ region: 'eu-west-1', endpoint, credentials: async () => CREDENTIALS, requestTimeoutMs: TIMEOUT_MS, connectTimeoutMs: TIMEOUT_MS, maxAttempts: ATTEMPTS, maxSockets: 4, maxResponseBytes: 262_144, ...overrides });
+  const client = createStsClient({
+    region: 'eu-west-1',
+    endpoint,
+    credentials: async () => CREDENTIALS,
+    requestTimeoutMs: TIMEOUT_MS,
+    connectTimeoutMs: TIMEOUT_MS,
+    maxAttempts: ATTEMPTS,
+    maxSockets: 4,
+    maxResponseBytes: 262_144,
+    ...overrides,
+  });
   clients.push(client);
   return client;
 }
 
 async function failure(p: Promise<unknown>): Promise<{ err: unknown; ms: number }> {
   const started = performance.now();
-  const err = await p.then(() => new Error('expected a rejection'), (e: unknown) => e);
+  const err = await p.then(
+    () => new Error('expected a rejection'),
+    (e: unknown) => e,
+  );
   return { err, ms: performance.now() - started };
 }
 
@@ -209,7 +246,12 @@ describe('STS that does not answer in time', () => {
     // Four at a time, the pool size: more would wait for a socket inside their 300 ms budget.
     const started = performance.now();
     const results: PromiseSettledResult<unknown>[] = [];
-    while (results.length < 50) results.push(...(await Promise.allSettled(Array.from({ length: Math.min(4, 50 - results.length) }, () => fresh.issue(PLAN)))));
+    while (results.length < 50)
+      results.push(
+        ...(await Promise.allSettled(
+          Array.from({ length: Math.min(4, 50 - results.length) }, () => fresh.issue(PLAN)),
+        )),
+      );
     // Assess
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(performance.now() - started).toBeLessThan(5_000);
@@ -261,19 +303,22 @@ describe('an oversized STS answer (5 MB)', () => {
     issuer = createStsIssuer(stsClient());
   });
 
-  it.each<Mode>(['oversize', 'oversize-chunked'])('%s: unavailable at once, never parsed, RSS stays flat', async (m) => {
-    mode = m;
-    const rssBefore = process.memoryUsage().rss;
-    const { err, ms } = await failure(issuer.issue(PLAN));
-    const grown = process.memoryUsage().rss - rssBefore;
-    expect(err).toMatchObject({ kind: 'unavailable', code: 'ResponseTooLarge' });
-    expect(ms).toBeLessThan(1_000);
-    expect(requests).toBe(1); // not retried: it would only be as large again
-    expect(grown).toBeLessThan(100 * 1024 * 1024);
-    // The client is still usable afterwards.
-    mode = 'ok';
-    await expect(issuer.issue(PLAN)).resolves.toMatchObject({ accessKeyId: 'ASIATESTISSUED' });
-  });
+  it.each<Mode>(['oversize', 'oversize-chunked'])(
+    '%s: unavailable at once, never parsed, RSS stays flat',
+    async (m) => {
+      mode = m;
+      const rssBefore = process.memoryUsage().rss;
+      const { err, ms } = await failure(issuer.issue(PLAN));
+      const grown = process.memoryUsage().rss - rssBefore;
+      expect(err).toMatchObject({ kind: 'unavailable', code: 'ResponseTooLarge' });
+      expect(ms).toBeLessThan(1_000);
+      expect(requests).toBe(1); // not retried: it would only be as large again
+      expect(grown).toBeLessThan(100 * 1024 * 1024);
+      // The client is still usable afterwards.
+      mode = 'ok';
+      await expect(issuer.issue(PLAN)).resolves.toMatchObject({ accessKeyId: 'ASIATESTISSUED' });
+    },
+  );
 });
 
 describe('errors that are not STS failures', () => {
@@ -306,19 +351,30 @@ describe('errors that are not STS failures', () => {
 });
 
 describe('translateStsError', () => {
-  const sdk = (name: string, extra: Record<string, unknown> = {}): Error => Object.assign(new Error('internal-detail-xyz'), { name }, extra);
+  const sdk = (name: string, extra: Record<string, unknown> = {}): Error =>
+    Object.assign(new Error('internal-detail-xyz'), { name }, extra);
   it.each<[string, Error, string, string]>([
     // smithy renames a reset socket TimeoutError but keeps its code: the code decides.
     ['a reset relabelled by smithy', sdk('TimeoutError', { code: 'ECONNRESET' }), 'unavailable', 'ECONNRESET'],
     ['a broken pipe', sdk('TimeoutError', { code: 'EPIPE' }), 'unavailable', 'EPIPE'],
     ['socket hang up', sdk('Error', { code: 'ECONNRESET' }), 'unavailable', 'ECONNRESET'],
-    ['a network error kept as a cause', sdk('Error', { cause: sdk('Error', { code: 'ECONNREFUSED' }) }), 'unavailable', 'ECONNREFUSED'],
+    [
+      'a network error kept as a cause',
+      sdk('Error', { cause: sdk('Error', { code: 'ECONNREFUSED' }) }),
+      'unavailable',
+      'ECONNREFUSED',
+    ],
     ['the request timeout', sdk('TimeoutError', { code: 'ETIMEDOUT' }), 'timeout', 'TimeoutError'],
     ['the overall deadline', sdk('DeadlineExceeded'), 'timeout', 'DeadlineExceeded'],
     ['an oversized answer', sdk('ResponseTooLarge'), 'unavailable', 'ResponseTooLarge'],
     ['an unparsable answer', sdk('SyntaxError'), 'unavailable', 'other'],
     ['an abort that is not our deadline', sdk('AbortError'), 'unavailable', 'other'],
-    ['throttling', sdk('ThrottlingException', { $metadata: { httpStatusCode: 400 } }), 'throttled', 'ThrottlingException'],
+    [
+      'throttling',
+      sdk('ThrottlingException', { $metadata: { httpStatusCode: 400 } }),
+      'throttled',
+      'ThrottlingException',
+    ],
     ['a 4xx', sdk('Unknown', { $metadata: { httpStatusCode: 400 } }), 'rejected', 'Unknown'],
   ])('%s', (_name, err, kind, code) => {
     const t = translateStsError(err);
@@ -330,7 +386,14 @@ describe('translateStsError', () => {
 describe('KMS DescribeKey', () => {
   it('a hung KMS fails start-up within timeout x attempts + backoff', async () => {
     mode = 'hang';
-    const newClient = kmsClientFactory({ endpoint, credentials: async () => CREDENTIALS, requestTimeoutMs: TIMEOUT_MS, connectTimeoutMs: TIMEOUT_MS, maxAttempts: ATTEMPTS, maxResponseBytes: 262_144 });
+    const newClient = kmsClientFactory({
+      endpoint,
+      credentials: async () => CREDENTIALS,
+      requestTimeoutMs: TIMEOUT_MS,
+      connectTimeoutMs: TIMEOUT_MS,
+      maxAttempts: ATTEMPTS,
+      maxResponseBytes: 262_144,
+    });
     const describer = createKmsDescriber((region) => {
       const c = newClient(region);
       clients.push(c);

@@ -67,15 +67,27 @@ export async function requestGrant(opts: CredvendClientOptions, req: GrantReques
     });
   } catch (cause) {
     // A browser reports a CORS refusal exactly like a network failure: the page cannot tell them apart.
-    throw new CredvendError('credvend could not be reached (network failure, or this origin is not allowed by CORS)', undefined, undefined, undefined, { cause });
+    throw new CredvendError(
+      'credvend could not be reached (network failure, or this origin is not allowed by CORS)',
+      undefined,
+      undefined,
+      undefined,
+      { cause },
+    );
   }
   const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
   if (!res.ok || !body) {
     const detail = typeof body?.detail === 'string' ? body.detail : `HTTP ${res.status}`;
-    throw new CredvendError(detail, res.status, str(body?.code), str(body?.requestId) ?? res.headers.get('x-request-id') ?? undefined);
+    throw new CredvendError(
+      detail,
+      res.status,
+      str(body?.code),
+      str(body?.requestId) ?? res.headers.get('x-request-id') ?? undefined,
+    );
   }
   const expiration = new Date(String(body.expiration));
-  if (Number.isNaN(expiration.getTime())) throw new CredvendError('credvend answered without a valid expiration', res.status, undefined, str(body.requestId));
+  if (Number.isNaN(expiration.getTime()))
+    throw new CredvendError('credvend answered without a valid expiration', res.status, undefined, str(body.requestId));
   return {
     accessKeyId: String(body.accessKeyId),
     secretAccessKey: String(body.secretAccessKey),
@@ -116,7 +128,11 @@ export interface RefreshOptions {
  * The SDK normally caches a provider's answer itself, by the wall clock; marking the provider
  * `memoized` makes the SDK ask it before every request, so this cache (and its clock) decides.
  */
-export function refreshingCredentials(client: CredvendClientOptions, req: GrantRequest, opts: RefreshOptions = {}): RefreshingCredentials {
+export function refreshingCredentials(
+  client: CredvendClientOptions,
+  req: GrantRequest,
+  opts: RefreshOptions = {},
+): RefreshingCredentials {
   const refreshBeforeMs = opts.refreshBeforeMs ?? 120_000;
   const now = opts.now ?? Date.now;
   let count = 0;
@@ -140,7 +156,12 @@ export function refreshingCredentials(client: CredvendClientOptions, req: GrantR
   const provider = Object.assign(
     async (): Promise<AwsCredentials> => {
       const grant = current && current.expiresAt - now() > refreshBeforeMs ? current.grant : await (pending ?? renew());
-      return { accessKeyId: grant.accessKeyId, secretAccessKey: grant.secretAccessKey, sessionToken: grant.sessionToken, expiration: grant.expiration };
+      return {
+        accessKeyId: grant.accessKeyId,
+        secretAccessKey: grant.secretAccessKey,
+        sessionToken: grant.sessionToken,
+        expiration: grant.expiration,
+      };
     },
     { memoized: true as const },
   );

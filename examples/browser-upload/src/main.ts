@@ -7,7 +7,13 @@
 //    &refreshBeforeSeconds=120                                   (renew credentials this early)
 // A token is pasted, or arrives from the identity provider's redirect as `#id_token=…` (read
 // once, then removed from the address bar and history).
-import { CredvendError, refreshingCredentials, requestGrant, type CredvendClientOptions, type Grant } from './credvend.js';
+import {
+  CredvendError,
+  refreshingCredentials,
+  requestGrant,
+  type CredvendClientOptions,
+  type Grant,
+} from './credvend.js';
 import { describeS3Error, downloadObject, s3Client, uploadObject, type S3Target } from './s3.js';
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -73,7 +79,11 @@ const client = (): CredvendClientOptions => ({
 const target = (grant: Grant): S3Target => {
   const endpoint = ui.s3Endpoint.value.trim();
   const tenant = ui.tenant.value.trim();
-  return { region: grant.region, bucket: tenant ? `${tenant}:${grant.bucket}` : grant.bucket, ...(endpoint ? { endpoint } : {}) };
+  return {
+    region: grant.region,
+    bucket: tenant ? `${tenant}:${grant.bucket}` : grant.bucket,
+    ...(endpoint ? { endpoint } : {}),
+  };
 };
 
 function show(kind: 'busy' | 'ok' | 'error', text: string): void {
@@ -120,7 +130,11 @@ async function onUpload(): Promise<void> {
   setProgress(0, file.size);
   try {
     show('busy', 'asking credvend for upload credentials…');
-    const creds = refreshingCredentials(client(), { profile: ui.profile.value.trim(), operation: 'upload', keys: [key] }, { refreshBeforeMs, now });
+    const creds = refreshingCredentials(
+      client(),
+      { profile: ui.profile.value.trim(), operation: 'upload', keys: [key] },
+      { refreshBeforeMs, now },
+    );
     const grant = await creds.first;
     const objectKey = ui.writeKey.value.trim() || grant.keys[0];
     if (!objectKey) throw new Error('credvend granted no key');
@@ -135,7 +149,10 @@ async function onUpload(): Promise<void> {
     ui.objectKey.textContent = objectKey;
     ui.objectSize.textContent = `${file.size.toLocaleString('en')} bytes`;
     ui.objectSha.textContent = await sha256(await file.arrayBuffer());
-    ui.grants.textContent = creds.grants() === 1 ? '1 (no renewal needed)' : `${creds.grants()} (renewed ${creds.grants() - 1}× before expiry)`;
+    ui.grants.textContent =
+      creds.grants() === 1
+        ? '1 (no renewal needed)'
+        : `${creds.grants()} (renewed ${creds.grants() - 1}× before expiry)`;
     ui.result.hidden = false;
     ui.download.disabled = false;
     show('ok', `uploaded ${file.name} to s3://${grant.bucket}/${objectKey}`);
@@ -153,11 +170,19 @@ async function onDownload(): Promise<void> {
   ui.download.disabled = true;
   try {
     show('busy', 'asking credvend for download credentials…');
-    const grant = await requestGrant(client(), { profile: ui.profile.value.trim(), operation: 'download', keys: [key] });
+    const grant = await requestGrant(client(), {
+      profile: ui.profile.value.trim(),
+      operation: 'download',
+      keys: [key],
+    });
     const objectKey = grant.keys[0];
     if (!objectKey) throw new Error('credvend granted no key');
     const to = target(grant);
-    const bytes = await downloadObject(s3Client(to, () => Promise.resolve(grant)), to.bucket, objectKey);
+    const bytes = await downloadObject(
+      s3Client(to, () => Promise.resolve(grant)),
+      to.bucket,
+      objectKey,
+    );
     ui.downloadResult.textContent = `downloaded ${bytes.byteLength.toLocaleString('en')} bytes, SHA-256 ${await sha256(bytes)}`;
     // Save it: a blob: URL never leaves the page, and is revoked once the browser has it.
     const a = document.createElement('a');

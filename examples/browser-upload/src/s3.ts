@@ -35,7 +35,13 @@ export function s3Client(target: S3Target, credentials: () => Promise<AwsCredent
 /** 5 MiB, S3's smallest part: files above it go up in parts, each retried on its own. */
 export const PART_SIZE = 5 * 1024 * 1024;
 
-export async function uploadObject(client: S3Client, bucket: string, key: string, file: Blob, onProgress: (loaded: number, total: number) => void): Promise<void> {
+export async function uploadObject(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  file: Blob,
+  onProgress: (loaded: number, total: number) => void,
+): Promise<void> {
   const upload = new Upload({
     client,
     params: { Bucket: bucket, Key: key, Body: file, ContentType: file.type || 'application/octet-stream' },
