@@ -19,11 +19,12 @@ const BACKOFF_ALLOWANCE_MS = 1_000;
 const SLACK_MS = 500; // loopback, two cores shared by the service, the stubs and the load client
 /** The longest any request may take under these settings. */
 const DEADLINE_MS = BASE_CREDENTIALS_TIMEOUT_MS + TIMEOUT_MS * ATTEMPTS + BACKOFF_ALLOWANCE_MS + SLACK_MS;
-const CONCURRENCY = 48; // below CREDVEND_STS_MAX_IN_FLIGHT (64): nothing is over capacity here
+const CONCURRENCY = 24; // below CREDVEND_STS_MAX_IN_FLIGHT (64): nothing is over capacity here
 const MIN_REQUESTS = 5_000;
 const MAX_RUN_MS = 55_000;
 // A bound only: the cycle, not the count, ends the run (it must reach the slow and hang phases).
-const MAX_REQUESTS = 40_000;
+// Generous: fast 503s while base credentials are out come back at thousands per second.
+const MAX_REQUESTS = 150_000;
 // After the container endpoint recovers, the service may wait out its refresh backoff (a few
 // seconds after a few failures) before it can sign again: that answer stays allowed meanwhile.
 const BASE_BACKOFF_CARRY_MS = 15_000;
