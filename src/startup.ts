@@ -11,6 +11,7 @@ import { ConfigError } from './config/load.js';
 import { resolveKmsKeys, type KeyDescriber } from './kms/resolve.js';
 import type { BaseCredentials } from './sts/base-credentials.js';
 import type { CallerIdentity, CredentialIssuer } from './sts/issuer.js';
+import { errorCodeOrName } from './error-name.js';
 
 export interface StartupDeps {
   readonly config: Config;
@@ -160,12 +161,7 @@ export async function runStartupChecks({
 
 /** A bounded name for an error (and its cause's): our own codes or SDK error names, never a message. */
 function errorName(err: unknown): string {
-  const one = (x: unknown): string | undefined => {
-    const e = (x ?? {}) as { code?: unknown; name?: unknown };
-    const name = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : undefined;
-    return name !== undefined && /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : undefined;
-  };
-  const cause = one((err as { cause?: unknown } | null)?.cause);
-  const name = one(err) ?? 'error';
+  const cause = errorCodeOrName((err as { cause?: unknown } | null)?.cause);
+  const name = errorCodeOrName(err) ?? 'error';
   return cause ? `${name}: ${cause}` : name;
 }

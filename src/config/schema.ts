@@ -3,10 +3,15 @@
 import { z } from 'zod';
 import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
 import { hasIamSpecialChars, keyPathProblems } from '../policy/keys.js';
-import { clampDuration } from '../policy/session.js';
+import {
+  clampDuration,
+  MAX_DURATION_SECONDS,
+  MIN_DURATION_SECONDS,
+  ROLE_CHAINING_MAX_SECONDS,
+} from '../policy/session.js';
 import { PLACEHOLDER, templateClaims } from '../policy/templates.js';
 
-const durationSeconds = z.number().int().min(900).max(43_200);
+const durationSeconds = z.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS);
 const nonEmpty = z.string().min(1);
 
 const isMapping = (v: unknown): v is Record<string, unknown> =>
@@ -166,8 +171,8 @@ export const profileSchemaFor = (opts: SchemaOptions) =>
       maxKeys: z.number().int().min(1).max(1000).default(10),
       allowPrefixGrants: z.boolean().default(false),
       versionedReads: z.boolean().default(false),
-      defaultDurationSeconds: durationSeconds.default(900),
-      maxDurationSeconds: durationSeconds.default(3600),
+      defaultDurationSeconds: durationSeconds.default(MIN_DURATION_SECONDS),
+      maxDurationSeconds: durationSeconds.default(ROLE_CHAINING_MAX_SECONDS),
       kmsKeyId: kmsKeyId.optional(),
       bucketKeyEnabled: z.boolean().default(false),
       // A refinement, not .max(10): zod drops the per-element ARN problems once .max() fails.

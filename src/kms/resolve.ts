@@ -18,6 +18,7 @@ import {
   withDeadline,
 } from '../aws/http-handler.js';
 import { ConfigError, withProfiles, type Config, type Profile } from '../config/load.js';
+import { boundedName } from '../error-name.js';
 
 /** What DescribeKey told us about a key: only the fields the checks below need. */
 export interface KeyFacts {
@@ -134,7 +135,7 @@ const DESCRIBE_ERRORS: Record<string, string> = {
 
 function describeFailure(err: unknown): string {
   const code = err instanceof KeyDescribeError ? err.code : 'Unknown';
-  return DESCRIBE_ERRORS[code] ?? `DescribeKey failed (${/^[A-Za-z]{1,64}$/.test(code) ? code : 'error'})`;
+  return DESCRIBE_ERRORS[code] ?? `DescribeKey failed (${boundedName(code) ?? 'error'})`;
 }
 
 /** The problems with a described key for this profile; empty when the key is usable. */

@@ -3,7 +3,7 @@
 // The effective permissions of the vended credentials are the intersection of the role's policies
 // and this document, so this is where the blast radius is decided: statements name exact object
 // ARNs (or one explicitly allowed prefix), never a bucket or a wildcard the caller supplied.
-import type { Partition } from '../arn.js';
+import { s3BucketArn, s3ObjectArn, type Partition } from '../arn.js';
 import { PolicyError } from './errors.js';
 import { escapeIamWildcards } from './keys.js';
 
@@ -43,7 +43,7 @@ export function kmsActions(op: Operation): string[] {
 }
 
 export function buildSessionPolicy(input: PolicyInput): SessionPolicy {
-  const objectBase = `arn:${input.partition}:s3:::${input.bucket}/`;
+  const objectBase = s3ObjectArn(input.partition, input.bucket, '');
   const isPrefix = 'prefix' in input.target;
   // Object ARNs with IAM wildcards escaped; only a prefix grant gets the one trailing `*`, which
   // is ours, after the escaped prefix.
@@ -65,7 +65,7 @@ export function buildSessionPolicy(input: PolicyInput): SessionPolicy {
     // objects: S3 passes the object ARN as encryption context. With Bucket Keys, S3 passes the
     // bucket ARN instead, so that is the narrowest context available.
     const context = input.bucketKeyEnabled
-      ? { StringEquals: { 'kms:EncryptionContext:aws:s3:arn': `arn:${input.partition}:s3:::${input.bucket}` } }
+      ? { StringEquals: { 'kms:EncryptionContext:aws:s3:arn': s3BucketArn(input.partition, input.bucket) } }
       : isPrefix
         ? { StringLike: { 'kms:EncryptionContext:aws:s3:arn': resources[0] } }
         : { StringEquals: { 'kms:EncryptionContext:aws:s3:arn': resources.length === 1 ? resources[0] : resources } };

@@ -4,7 +4,9 @@ import type { Principal } from './principal.js';
 
 /** AssumeRole with the service's own role credentials is role chaining: STS caps it at 1 hour. */
 export const ROLE_CHAINING_MAX_SECONDS = 3600;
+/** STS's own bounds for DurationSeconds; the one home of these numbers (config, request schemas). */
 export const MIN_DURATION_SECONDS = 900;
+export const MAX_DURATION_SECONDS = 43_200;
 
 /** Replaces every character outside STS's `[\w+=,.@-]` with '-'. */
 export function stsSafe(value: string): string {

@@ -2,6 +2,7 @@
 // CI pipelines ("why am I denied?"); lists nothing the token does not match.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { matches } from '../policy/authorize.js';
+import { ROLE_CHAINING_MAX_SECONDS } from '../policy/session.js';
 import { fillPrefix } from '../policy/templates.js';
 import type { RouteDeps } from './deps.js';
 import { errorResponses, profilesResponse } from './schemas.js';
@@ -38,7 +39,7 @@ export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
               maxKeys: p.maxKeys,
               allowPrefixGrants: p.allowPrefixGrants,
               defaultDurationSeconds: p.defaultDurationSeconds,
-              maxDurationSeconds: Math.min(p.maxDurationSeconds, 3600),
+              maxDurationSeconds: Math.min(p.maxDurationSeconds, ROLE_CHAINING_MAX_SECONDS),
               kms: p.kmsKeyId !== undefined,
             };
           });

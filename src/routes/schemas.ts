@@ -1,5 +1,6 @@
 // Request schemas (zod), shared by the routes and the OpenAPI document.
 import { z } from 'zod';
+import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from '../policy/session.js';
 
 export const profileName = z.string().min(1).max(64);
 export const operation = z.enum(['upload', 'download']);
@@ -13,7 +14,7 @@ export const credentialsBody = z
     operation,
     keys: z.array(objectKey).min(1).max(1000).optional(),
     prefix: objectKey.optional(),
-    durationSeconds: z.number().int().min(900).max(43_200).optional(),
+    durationSeconds: z.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS).optional(),
   })
   .strict()
   .refine((b) => (b.keys === undefined) !== (b.prefix === undefined), {
@@ -28,7 +29,7 @@ export const containerQuery = z
     operation,
     key: z.union([objectKey, z.array(objectKey).min(1).max(1000)]).optional(),
     prefix: objectKey.optional(),
-    durationSeconds: z.coerce.number().int().min(900).max(43_200).optional(),
+    durationSeconds: z.coerce.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS).optional(),
   })
   .strict()
   .refine((q) => (q.key === undefined) !== (q.prefix === undefined), { message: 'give exactly one of key or prefix' });
@@ -130,7 +131,7 @@ export const presignedBody = z
       .number()
       .int()
       .min(60)
-      .max(43_200)
+      .max(MAX_DURATION_SECONDS)
       .optional()
       .describe('wanted URL lifetime; clamped to the profile maximum, 1800 s, and the signing session'),
   })

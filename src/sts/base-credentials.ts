@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../aws/http-handler.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ContainerCredentialsError, fromContainerEndpoint, hasContainerEndpoint } from './container-credentials.js';
+import { boundedName } from '../error-name.js';
 
 /**
  * The service cannot sign: its own credentials are expired (or too close to expiry) and no
@@ -303,5 +304,5 @@ function isTimeout(err: unknown): boolean {
 function errorName(err: unknown): string | undefined {
   if (err === undefined) return undefined;
   const name: unknown = typeof err === 'object' && err !== null && 'name' in err ? err.name : undefined;
-  return typeof name === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(name) ? name : 'error';
+  return boundedName(name) ?? 'error';
 }
