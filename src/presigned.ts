@@ -15,19 +15,18 @@
 // close. A URL carries the session token (X-Amz-Security-Token) by design, never the secret.
 // Threat: an oversized upload. Only a POST policy's content-length-range is enforced by S3, so
 // with maxObjectBytes uploads get POST forms only, never a PUT URL (which cannot be capped).
-import type { DecisionFacts, PlanFacts } from './audit/decision.js';
+import type { DecisionFacts } from './audit/decision.js';
 import type { Config } from './config/load.js';
-import { sha256 } from './digest.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
-import { checkRequest, planPresignSession, profileClaims, type IssuancePlan } from './policy/plan.js';
+import { checkRequest, planPresignSession } from './policy/plan.js';
 import type { Principal } from './policy/principal.js';
 import type { Operation } from './policy/session-policy.js';
 import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS } from './policy/session.js';
 import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
 import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
 import { createGrantReuse, grantKey } from './sts/reuse.js';
-import { requested, subjectOf } from './vend.js';
+import { beginDecision, issuedFacts, meteredIssue, planFacts, subjectOf } from './vend.js';
 
 export interface PresignRequest {
   readonly operation: Operation;
@@ -85,32 +84,12 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
   const opts = { wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS, delivery: 'presigned' as const };
   const maxEntries = config.env.CREDVEND_PRESIGN_MAX_SESSIONS;
 
-  const callSts = async (plan: IssuancePlan, signal: AbortSignal | undefined): Promise<IssuedCredentials> => {
-    const started = now();
-    try {
-      const c = await issuer.issue(plan, signal);
-      metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
-      metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
-      if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
-      return c;
-    } catch (err) {
-      if (err instanceof StsError) {
-        metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
-        metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
-      }
-      throw err;
-    }
-  };
+  const callSts = meteredIssue(issuer, metrics, now);
 
   return {
     async presign(principal, profileName, req, requestId, facts) {
       facts.delivery = 'presigned';
-      facts.profile = profileName;
-      facts.operation = req.operation;
-      facts.requested = requested(req);
-      const profile = config.profiles.get(profileName);
-      facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
-      if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
+      const profile = beginDecision(facts, config, principal, profileName, req);
       const { target } = checkRequest(profile, principal, { operation: req.operation, keys: req.keys }, opts);
       const keys = 'keys' in target ? target.keys : [];
       const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
@@ -141,11 +120,7 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
       metrics.presignSessions.inc({ outcome: got.reused ? 'cached' : 'new' });
       const c = got.credentials;
       facts.plan = { ...facts.plan, roleSessionName: got.origin.roleSessionName };
-      facts.issued = {
-        accessKeyId: c.accessKeyId,
-        expiration: c.expiration.toISOString(),
-        ...(c.packedPolicySize !== undefined ? { packedPolicySize: c.packedPolicySize } : {}),
-      };
+      facts.issued = issuedFacts(c);
 
       // A URL must die before its session (SigV4 would refuse it then anyway, with a less clear
       // error). A reused session has at least wanted + margin left; only a fresh session that STS
@@ -193,18 +168,5 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
       };
     },
     close: () => sessions.clear(),
-  };
-}
-
-function planFacts(plan: IssuancePlan): PlanFacts {
-  return {
-    bucket: plan.bucket,
-    ...(plan.prefix !== undefined ? { prefix: plan.prefix } : {}),
-    roleArn: plan.roleArn,
-    roleSessionName: plan.roleSessionName,
-    sourceIdentity: plan.sourceIdentity,
-    sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
-    durationSeconds: plan.durationSeconds,
-    policySha256: sha256(plan.policy.json),
   };
 }

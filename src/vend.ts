@@ -2,8 +2,8 @@
 // learned in the request's decision facts. Shared by every route that vends credentials. It knows
 // nothing of HTTP or of the audit log: the decision plugin turns the facts into the one record.
 import type { AuditSubject } from './audit/audit.js';
-import type { DecisionFacts, RequestedFacts } from './audit/decision.js';
-import type { Config } from './config/load.js';
+import type { DecisionFacts, IssuedFacts, PlanFacts, RequestedFacts } from './audit/decision.js';
+import type { Config, Profile } from './config/load.js';
 import { sha256 } from './digest.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
@@ -38,48 +38,17 @@ export interface VendorDeps {
 }
 
 export function createVendor({ config, issuer, metrics, now, grants }: VendorDeps): Vendor {
+  const issue = meteredIssue(issuer, metrics, now);
   return {
     async vend(principal, profileName, req, requestId, facts) {
-      facts.profile = profileName;
-      facts.operation = req.operation;
-      facts.requested = requested(req);
-      const profile = config.profiles.get(profileName);
-      facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
-      if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
+      const profile = beginDecision(facts, config, principal, profileName, req);
       const plan = planIssuance(profile, principal, req, requestId, {
         wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS,
       });
       facts.subject = subjectOf(principal, plan.claimsUsed);
-      facts.plan = {
-        bucket: plan.bucket,
-        ...(plan.keys ? { keys: plan.keys } : {}),
-        ...(plan.prefix !== undefined ? { prefix: plan.prefix } : {}),
-        roleArn: plan.roleArn,
-        roleSessionName: plan.roleSessionName,
-        sourceIdentity: plan.sourceIdentity,
-        sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
-        durationSeconds: plan.durationSeconds,
-        policySha256: sha256(plan.policy.json),
-      };
-
+      facts.plan = planFacts(plan);
       // Counted once per STS call: with grant reuse, only by the request whose call it is.
-      const callSts = async (): Promise<IssuedCredentials> => {
-        const started = now();
-        try {
-          const c = await issuer.issue(plan, facts.signal);
-          metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
-          metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
-          if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
-          return c;
-        } catch (err) {
-          // Only STS's own answers are STS calls: shed, aborted or unsigned requests never reached it.
-          if (err instanceof StsError) {
-            metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
-            metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
-          }
-          throw err;
-        }
-      };
+      const callSts = () => issue(plan, facts.signal);
       let credentials: IssuedCredentials;
       try {
         // After planning (authorization and key checks run for every request), before the gate
@@ -105,13 +74,76 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
         if (err instanceof StsError) facts.upstreamCode = err.code;
         throw err;
       }
-      facts.issued = {
-        accessKeyId: credentials.accessKeyId,
-        expiration: credentials.expiration.toISOString(),
-        ...(credentials.packedPolicySize !== undefined ? { packedPolicySize: credentials.packedPolicySize } : {}),
-      };
+      facts.issued = issuedFacts(credentials);
       return { plan, credentials };
     },
+  };
+}
+
+/**
+ * The first facts of every decision (profile, operation, what was asked, who asked) and the
+ * profile, or PolicyError profile_unknown. Shared by credentials and presigned issuance.
+ */
+export function beginDecision(
+  facts: DecisionFacts,
+  config: Config,
+  principal: Principal,
+  profileName: string,
+  req: CredentialRequest,
+): Profile {
+  facts.profile = profileName;
+  facts.operation = req.operation;
+  facts.requested = requested(req);
+  const profile = config.profiles.get(profileName);
+  facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
+  if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
+  return profile;
+}
+
+/** The audit fields of a plan (the policy by its SHA-256, never its text). */
+export function planFacts(plan: IssuancePlan): PlanFacts {
+  return {
+    bucket: plan.bucket,
+    ...(plan.keys ? { keys: plan.keys } : {}),
+    ...(plan.prefix !== undefined ? { prefix: plan.prefix } : {}),
+    roleArn: plan.roleArn,
+    roleSessionName: plan.roleSessionName,
+    sourceIdentity: plan.sourceIdentity,
+    sessionTags: Object.fromEntries(plan.tags.map((t) => [t.Key, t.Value])),
+    durationSeconds: plan.durationSeconds,
+    policySha256: sha256(plan.policy.json),
+  };
+}
+
+export function issuedFacts(c: IssuedCredentials): IssuedFacts {
+  return {
+    accessKeyId: c.accessKeyId,
+    expiration: c.expiration.toISOString(),
+    ...(c.packedPolicySize !== undefined ? { packedPolicySize: c.packedPolicySize } : {}),
+  };
+}
+
+/** AssumeRole with its metrics: only STS's own answers count (shed, aborted or unsigned calls never reached it). */
+export function meteredIssue(
+  issuer: CredentialIssuer,
+  metrics: Metrics,
+  now: () => number,
+): (plan: IssuancePlan, signal: AbortSignal | undefined) => Promise<IssuedCredentials> {
+  return async (plan, signal) => {
+    const started = now();
+    try {
+      const c = await issuer.issue(plan, signal);
+      metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
+      metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
+      if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
+      return c;
+    } catch (err) {
+      if (err instanceof StsError) {
+        metrics.stsCalls.inc({ outcome: err.kind, code: err.code });
+        metrics.stsLatency.observe({ outcome: 'error' }, (now() - started) / 1000);
+      }
+      throw err;
+    }
   };
 }
 

@@ -2,39 +2,11 @@
 // settings and request as the minimal route. What one core can do when it does nothing but call
 // STS: the ceiling for any credential service built on the SDK.
 // Prints one JSON line: { calls, seconds, rps, cpuUsPerCall }.
-import { Agent } from 'node:http';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { assumeRole as call } from './sdk-call.mjs';
 
 const CONCURRENCY = Number(process.env.LOOP_CONCURRENCY || 16);
 const SECONDS = Number(process.env.LOOP_SECONDS || 4);
 const WARMUP = Number(process.env.LOOP_WARMUP_SECONDS || 2);
-const sts = new STSClient({
-  region: 'us-east-1',
-  endpoint: process.env.CREDVEND_STS_ENDPOINT,
-  credentials: { accessKeyId: 'ASIABENCHBASE', secretAccessKey: 'bench', sessionToken: 'bench' },
-  maxAttempts: 3,
-  cacheMiddleware: true,
-  requestHandler: new NodeHttpHandler({
-    httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
-    connectionTimeout: 1000,
-    requestTimeout: 3000,
-  }),
-});
-const policy = JSON.stringify({
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: ['s3:PutObject'], Resource: 'arn:aws:s3:::bench-bucket/uploads/bench/a.txt' }],
-});
-const call = () =>
-  sts.send(
-    new AssumeRoleCommand({
-      RoleArn: 'arn:aws:iam::123456789012:role/bench',
-      RoleSessionName: 'bench',
-      DurationSeconds: 900,
-      Policy: policy,
-    }),
-  );
-
 async function run(seconds) {
   const until = performance.now() + seconds * 1000;
   let calls = 0;

@@ -37,8 +37,18 @@ export function clampDuration(
   requested: number | undefined,
   profile: { defaultDurationSeconds: number; maxDurationSeconds: number },
 ): number {
+  return clampSeconds(requested, profile, MIN_DURATION_SECONDS, ROLE_CHAINING_MAX_SECONDS);
+}
+
+/** `requested` (or the profile's default), at most the profile's maximum and `cap`, at least `min`. */
+function clampSeconds(
+  requested: number | undefined,
+  profile: { defaultDurationSeconds: number; maxDurationSeconds: number },
+  min: number,
+  cap: number,
+): number {
   const wanted = requested ?? profile.defaultDurationSeconds;
-  return Math.max(MIN_DURATION_SECONDS, Math.min(wanted, profile.maxDurationSeconds, ROLE_CHAINING_MAX_SECONDS));
+  return Math.max(min, Math.min(wanted, profile.maxDurationSeconds, cap));
 }
 
 // Presigned mode. The signing session never leaves the process; the URLs signed with it do, and
@@ -57,6 +67,5 @@ export function clampUrlSeconds(
   requested: number | undefined,
   profile: { defaultDurationSeconds: number; maxDurationSeconds: number },
 ): number {
-  const wanted = requested ?? profile.defaultDurationSeconds;
-  return Math.max(MIN_PRESIGNED_URL_SECONDS, Math.min(wanted, profile.maxDurationSeconds, MAX_PRESIGNED_URL_SECONDS));
+  return clampSeconds(requested, profile, MIN_PRESIGNED_URL_SECONDS, MAX_PRESIGNED_URL_SECONDS);
 }

@@ -20,3 +20,22 @@ export async function problemsOfAsync(p: Promise<unknown>): Promise<readonly str
   if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
   return err.problems;
 }
+
+/** The fixtures the configuration suites share: a role, a JWKS issuer and a profile builder. */
+export const CONFIG_ROLE = 'arn:aws:iam::123456789012:role/credvend-uploads';
+export const CONFIG_ISSUER = {
+  issuer: 'https://gitlab.example.com',
+  audiences: ['credvend'],
+  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
+};
+
+export function configProfile(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    roleArn: CONFIG_ROLE,
+    bucket: 'tenant-bucket',
+    region: 'eu-west-1',
+    prefix: 'uploads/{sub}/',
+    match: { iss: CONFIG_ISSUER.issuer },
+    ...over,
+  };
+}

@@ -2,27 +2,15 @@
 // operator fixes it in one round trip; and a half-valid configuration must never start.
 import { describe, it, expect } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config/load.js';
-import { problemsOf } from '../helpers/config.js';
+import {
+  CONFIG_ISSUER as GOOD_ISSUER,
+  CONFIG_ROLE as ROLE,
+  configProfile as profile,
+  problemsOf,
+} from '../helpers/config.js';
 
 const ACCT = '123456789012';
-const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
 const PEM = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----';
-const GOOD_ISSUER = {
-  issuer: 'https://gitlab.example.com',
-  audiences: ['credvend'],
-  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
-};
-
-function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    roleArn: ROLE,
-    bucket: 'tenant-bucket',
-    region: 'eu-west-1',
-    prefix: 'uploads/{sub}/',
-    match: { iss: GOOD_ISSUER.issuer },
-    ...over,
-  };
-}
 
 function loadJson(file: unknown, env: Record<string, string> = {}): Config {
   return loadConfig({ CREDVEND_CONFIG_FILE: '/etc/credvend/profiles.json', ...env }, () => JSON.stringify(file));

@@ -8,25 +8,12 @@ import { readConfigFile } from '../../src/config/file.js';
 import { ConfigError, loadConfig, MAX_FILE_VALUES, MAX_LISTED_PROBLEMS, type Config } from '../../src/config/load.js';
 import { MAX_ISSUERS, MAX_PROFILES } from '../../src/config/schema.js';
 import { MAX_YAML_DEPTH } from '../../src/config/yaml.js';
-import { problemsOf } from '../helpers/config.js';
-
-const ROLE = 'arn:aws:iam::123456789012:role/credvend-uploads';
-const ISSUER = {
-  issuer: 'https://gitlab.example.com',
-  audiences: ['credvend'],
-  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
-};
-
-function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    roleArn: ROLE,
-    bucket: 'tenant-bucket',
-    region: 'eu-west-1',
-    prefix: 'uploads/{sub}/',
-    match: { iss: ISSUER.issuer },
-    ...over,
-  };
-}
+import {
+  CONFIG_ISSUER as ISSUER,
+  CONFIG_ROLE as ROLE,
+  configProfile as profile,
+  problemsOf,
+} from '../helpers/config.js';
 
 function loadText(text: string, fileName = '/etc/credvend/profiles.json', env: Record<string, string> = {}): Config {
   return loadConfig({ CREDVEND_CONFIG_FILE: fileName, ...env }, () => text);

@@ -3,25 +3,12 @@
 // does not parse strictly must stop the service, never be guessed at.
 import { describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/load.js';
-import { problemsOf } from '../helpers/config.js';
+import { CONFIG_ISSUER as ISSUER, CONFIG_ROLE as ROLE, configProfile, problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
-const ROLE = `arn:aws:iam::${ACCT}:role/credvend-uploads`;
-const ISSUER = {
-  issuer: 'https://gitlab.example.com',
-  audiences: ['credvend'],
-  jwksUri: 'https://gitlab.example.com/oauth/discovery/keys',
-};
 
 function profile(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    roleArn: ROLE,
-    bucket: 'tenant-bucket',
-    region: 'eu-west-1',
-    prefix: 'u/{sub}/',
-    match: { iss: ISSUER.issuer },
-    ...over,
-  };
+  return configProfile({ prefix: 'u/{sub}/', ...over });
 }
 
 function load(profiles: Record<string, unknown>, env: Record<string, string> = {}): Config {
