@@ -21,7 +21,7 @@ import {
   UriTooLong,
 } from './errors.js';
 import type { Metrics } from './metrics/metrics.js';
-import type { Principal } from './policy/principal.js';
+import type { Caller } from './policy/caller.js';
 import type { Readiness } from './readiness.js';
 import decisionPlugin from './plugins/decision.js';
 import { containerCredentialsRoute } from './routes/container-credentials.js';
@@ -30,7 +30,7 @@ import { presignedRoute } from './routes/presigned.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoute } from './routes/metrics.js';
 import { profilesRoute } from './routes/profiles.js';
-import type { CredentialIssuer } from './sts/issuer.js';
+import type { Sts } from './sts/sts.js';
 import { createGrantReuse, type GrantReuse } from './sts/reuse.js';
 import { createPresignedVendor } from './presigned.js';
 import { createUrlSigner, type UrlSigner } from './s3/presign.js';
@@ -38,7 +38,7 @@ import { createVendor } from './vend.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    principal?: Principal;
+    caller?: Caller;
   }
   interface FastifyContextConfig {
     /** The route accepts a bare token in Authorization (AWS container-credentials clients). */
@@ -48,7 +48,7 @@ declare module 'fastify' {
 
 export interface AppDeps {
   readonly config: Config;
-  readonly issuer: CredentialIssuer;
+  readonly sts: Sts;
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -143,7 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       max: env.CREDVEND_RATE_LIMIT_MAX,
       timeWindow: env.CREDVEND_RATE_LIMIT_WINDOW,
       keyGenerator: (req: FastifyRequest) =>
-        req.principal ? `sub:${req.principal.issuer}|${req.principal.subject}` : `ip:${req.ip}`,
+        req.caller ? `sub:${req.caller.issuer}|${req.caller.subject}` : `ip:${req.ip}`,
       ...(deps.rateLimitRedis
         ? {
             redis: deps.rateLimitRedis,
@@ -172,17 +172,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Reused credentials are secrets held in memory: none outlives the app (close, shutdown).
   const grants = deps.grants ?? createGrantReuse({ now: deps.now });
   app.addHook('onClose', async () => grants.clear());
-  const vendor = createVendor({ config, issuer: deps.issuer, metrics, now: deps.now, grants });
+  const vendor = createVendor({ config, sts: deps.sts, metrics, now: deps.now, grants });
   const urlSigner =
     deps.urlSigner ??
     createUrlSigner({ endpoint: env.CREDVEND_S3_ENDPOINT, forcePathStyle: env.CREDVEND_S3_FORCE_PATH_STYLE });
-  const presigner = createPresignedVendor({ config, issuer: deps.issuer, signer: urlSigner, metrics, now: deps.now });
+  const presigner = createPresignedVendor({ config, sts: deps.sts, signer: urlSigner, metrics, now: deps.now });
   // Signing sessions are secrets held in memory too.
   app.addHook('onClose', async () => presigner.close());
 
   const authenticateHook = async (request: FastifyRequest) => {
     if (deps.readiness.state() !== 'ready') throw new NotReady();
-    request.principal = await authenticate(request);
+    request.caller = await authenticate(request);
   };
 
   let closing = false;

@@ -6,7 +6,7 @@ import type { DenialReason } from './policy/errors.js';
 import { PolicyError } from './policy/errors.js';
 import { BaseCredentialsUnavailableError } from './sts/base-credentials.js';
 import { OverloadedError } from './sts/gate.js';
-import { StsError, type StsFailure } from './sts/issuer.js';
+import { StsError, type StsFailure } from './sts/sts.js';
 
 export const TokenMissing = createError(
   'CV_TOKEN_MISSING',

@@ -32,7 +32,7 @@ export async function openApiDocument(): Promise<Record<string, unknown>> {
   };
   const app = await buildApp({
     config,
-    issuer: { issue: unused, callerIdentity: unused },
+    sts: { assumeRole: unused, serviceIdentity: unused },
     audit: { record: async () => undefined, writable: () => true, close: async () => undefined },
     metrics: createMetrics({ version: 'openapi', defaultMetrics: false }),
     logger: pino({ level: 'silent' }),

@@ -20,13 +20,13 @@ import type { Config } from './config/load.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { checkRequest, planPresignSession } from './policy/plan.js';
-import type { Principal } from './policy/principal.js';
+import type { Caller } from './policy/caller.js';
 import type { Operation } from './policy/session-policy.js';
 import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS } from './policy/session.js';
 import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
-import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
+import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { createGrantReuse, grantKey } from './sts/reuse.js';
-import { beginDecision, issuedFacts, meteredIssue, planFacts, subjectOf } from './vend.js';
+import { beginDecision, issuedFacts, meteredAssumeRole, planFacts, subjectOf } from './vend.js';
 
 export interface PresignRequest {
   readonly operation: Operation;
@@ -58,7 +58,7 @@ export interface Presigned {
 export interface PresignedVendor {
   /** Fills `facts` as it goes (a failure leaves what was known); throws domain errors. */
   presign(
-    principal: Principal,
+    caller: Caller,
     profileName: string,
     req: PresignRequest,
     requestId: string,
@@ -70,13 +70,13 @@ export interface PresignedVendor {
 
 export interface PresignedVendorDeps {
   readonly config: Config;
-  readonly issuer: CredentialIssuer;
+  readonly sts: Sts;
   readonly signer: UrlSigner;
   readonly metrics: Metrics;
   readonly now: () => number;
 }
 
-export function createPresignedVendor({ config, issuer, signer, metrics, now }: PresignedVendorDeps): PresignedVendor {
+export function createPresignedVendor({ config, sts, signer, metrics, now }: PresignedVendorDeps): PresignedVendor {
   // Single flight, failures never stored, LRU per profile, cleared on close: the grant-reuse cache.
   const sessions = createGrantReuse({ now });
   // A session's signer lives exactly as long as its credentials object is held.
@@ -84,20 +84,20 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
   const opts = { wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS, delivery: 'presigned' as const };
   const maxEntries = config.env.CREDVEND_PRESIGN_MAX_SESSIONS;
 
-  const callSts = meteredIssue(issuer, metrics, now);
+  const callSts = meteredAssumeRole(sts, metrics, now);
 
   return {
-    async presign(principal, profileName, req, requestId, facts) {
+    async presign(caller, profileName, req, requestId, facts) {
       facts.delivery = 'presigned';
-      const profile = beginDecision(facts, config, principal, profileName, req);
-      const { target } = checkRequest(profile, principal, { operation: req.operation, keys: req.keys }, opts);
+      const profile = beginDecision(facts, config, caller, profileName, req);
+      const { target } = checkRequest(profile, caller, { operation: req.operation, keys: req.keys }, opts);
       const keys = 'keys' in target ? target.keys : [];
       const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
       if (maxBytes !== undefined && keys.some(widensPostPolicy)) {
         throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
       }
-      const session = planPresignSession(profile, principal, req.operation, requestId, opts);
-      facts.subject = subjectOf(principal, session.claimsUsed);
+      const session = planPresignSession(profile, caller, req.operation, requestId, opts);
+      facts.subject = subjectOf(caller, session.claimsUsed);
       facts.plan = planFacts(session);
 
       const wanted = clampUrlSeconds(req.expiresSeconds, profile);
@@ -107,7 +107,7 @@ export function createPresignedVendor({ config, issuer, signer, metrics, now }: 
           {
             profile: profile.name,
             settings: { minRemainingSeconds: wanted + PRESIGN_MARGIN_SECONDS, maxEntries },
-            key: grantKey(principal, session),
+            key: grantKey(caller, session),
             origin: { requestId, roleSessionName: session.roleSessionName },
             signal: facts.signal,
           },

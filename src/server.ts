@@ -2,7 +2,7 @@
 // configuration (all problems at once), wires the dependencies, runs the start-up checks, serves
 // the API and the admin listener, and drains in-flight requests on SIGTERM.
 //
-// Exit codes: 2 = invalid configuration, 3 = start-up checks failed (AWS principal, KMS keys),
+// Exit codes: 2 = invalid configuration, 3 = start-up checks failed (service identity, KMS keys),
 // 1 = anything else. Each failure prints every problem found, not the first.
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,8 +18,8 @@ import { createMetrics } from './metrics/metrics.js';
 import { createReadiness } from './readiness.js';
 import { runStartupChecks } from './startup.js';
 import { createBaseCredentials, defaultCredentialChain } from './sts/base-credentials.js';
-import { gateIssuer } from './sts/gate.js';
-import { createStsClient, createStsIssuer } from './sts/issuer.js';
+import { gateSts } from './sts/gate.js';
+import { createStsClient, createSts } from './sts/sts.js';
 import { ShuttingDown } from './errors.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -43,8 +43,8 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   // Offline on purpose: it validates the environment and profiles file (ARNs included) without
-  // AWS credentials or network, so it runs in CI and before a deploy. The AWS checks (principal,
-  // KMS keys) run at every start, where the real credentials are.
+  // AWS credentials or network, so it runs in CI and before a deploy. The AWS checks (service
+  // identity, KMS keys) run at every start, where the real credentials are.
   if (argv.includes('--check-config')) {
     process.stdout.write(
       `credvend: configuration OK (${config.issuers.length} issuer(s), ${config.profiles.size} profile(s))\n`,
@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<void> {
     maxResponseBytes: env.CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES,
   });
   // Admission control in front of STS (src/sts/gate.ts): at most as many calls as sockets.
-  const issuer = gateIssuer(createStsIssuer(stsClient), {
+  const sts = gateSts(createSts(stsClient), {
     maxInFlight: env.CREDVEND_STS_MAX_IN_FLIGHT,
     maxQueue: env.CREDVEND_STS_MAX_QUEUE,
     queueTimeoutMs: env.CREDVEND_STS_QUEUE_TIMEOUT_MS,
@@ -120,7 +120,7 @@ async function main(argv: string[]): Promise<void> {
   );
   let checked;
   try {
-    checked = await runStartupChecks({ config, issuer, baseCredentials, kms, logger });
+    checked = await runStartupChecks({ config, sts, baseCredentials, kms, logger });
   } catch (err) {
     readiness.set('failed');
     process.stderr.write(`credvend: start-up checks failed: ${err instanceof Error ? err.message : 'unknown error'}\n`);
@@ -153,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
   );
   const app = await buildApp({
     config: checked.config,
-    issuer,
+    sts,
     audit,
     metrics,
     logger,

@@ -1,7 +1,7 @@
 // Start-up checks: the service serves only once it is safe to. Every problem is collected and
 // reported together; /readyz stays 503 until this has passed.
 //
-// Threat model for the service's own principal: credvend holds the right to assume every
+// Threat model for the service's own identity: credvend holds the right to assume every
 // profile's role, so its own credentials are the crown jewels. They must be short-lived and tied
 // to the running task or pod (ECS task role, EKS IRSA / Pod Identity), never an IAM user's
 // access key, which keeps working wherever it leaks to, long after the task is gone.
@@ -10,12 +10,12 @@ import type { Config } from './config/load.js';
 import { ConfigError } from './config/load.js';
 import { resolveKmsKeys, type KeyDescriber } from './kms/resolve.js';
 import type { BaseCredentials } from './sts/base-credentials.js';
-import type { CallerIdentity, CredentialIssuer } from './sts/issuer.js';
+import type { ServiceIdentity, Sts } from './sts/sts.js';
 import { errorCodeOrName } from './error-name.js';
 
 export interface StartupDeps {
   readonly config: Config;
-  readonly issuer: CredentialIssuer;
+  readonly sts: Sts;
   readonly baseCredentials: BaseCredentials;
   readonly kms: KeyDescriber;
   readonly logger: Logger;
@@ -24,17 +24,17 @@ export interface StartupDeps {
 export interface StartupResult {
   /** The configuration with every profile's KMS key resolved to its ARN. */
   readonly config: Config;
-  readonly principal?: CallerIdentity;
+  readonly serviceIdentity?: ServiceIdentity;
 }
 
-export interface PrincipalFacts {
+export interface ServiceIdentityFacts {
   readonly accessKeyId?: string | undefined;
   /** False for static keys (no expiration), true for temporary credentials. */
   readonly expires?: boolean | undefined;
-  readonly callerArn?: string | undefined;
+  readonly identityArn?: string | undefined;
 }
 
-export interface PrincipalRules {
+export interface ServiceIdentityRules {
   readonly allowIamUserKeys: boolean;
   readonly s3Compatible: boolean;
 }
@@ -45,15 +45,15 @@ export interface Findings {
 }
 
 /** Pure: what the service's own credentials and identity say about how it runs. */
-export function principalFindings(facts: PrincipalFacts, rules: PrincipalRules): Findings {
+export function serviceIdentityFindings(facts: ServiceIdentityFacts, rules: ServiceIdentityRules): Findings {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const arn = facts.callerArn ?? '';
-  // AKIA = an IAM user's (or the root user's) long-lived key. A `:user/` caller also catches
+  const arn = facts.identityArn ?? '';
+  // AKIA = an IAM user's (or the root user's) long-lived key. A `:user/` identity also catches
   // ASIA session keys minted by GetSessionToken from such a key: they only look temporary.
   const reasons = [
     ...(facts.accessKeyId?.startsWith('AKIA') ? ['a long-lived AKIA… access key'] : []),
-    ...(arn.includes(':user/') || arn.endsWith(':root') ? [`caller ${arn}`] : []),
+    ...(arn.includes(':user/') || arn.endsWith(':root') ? [`identity ${arn}`] : []),
   ];
   if (rules.s3Compatible) {
     // S3-compatible servers (Ceph RGW) have no task roles, web identity or instance metadata:
@@ -85,7 +85,7 @@ export function principalFindings(facts: PrincipalFacts, rules: PrincipalRules):
 
 export async function runStartupChecks({
   config,
-  issuer,
+  sts,
   baseCredentials,
   kms,
   logger,
@@ -111,29 +111,33 @@ export async function runStartupChecks({
     );
   }
 
-  let principal: CallerIdentity | undefined;
+  let serviceIdentity: ServiceIdentity | undefined;
   if (haveCredentials) {
     try {
-      principal = await issuer.callerIdentity();
+      serviceIdentity = await sts.serviceIdentity();
       logger.info(
-        { account: principal.account, arn: principal.arn, temporaryCredentials: baseCredentials.lastExpires() },
-        'running as this AWS principal',
+        {
+          account: serviceIdentity.account,
+          arn: serviceIdentity.arn,
+          temporaryCredentials: baseCredentials.lastExpires(),
+        },
+        'running as this AWS identity',
       );
     } catch (err) {
       if (env.CREDVEND_S3_COMPATIBLE) {
         // Ceph RGW answers GetCallerIdentity with 405: not a sign of bad credentials there.
-        logger.warn('sts:GetCallerIdentity is not available on this S3-compatible STS server; principal not checked');
+        logger.warn('sts:GetCallerIdentity is not available on this S3-compatible STS server; identity not checked');
       } else {
         problems.push(`sts:GetCallerIdentity failed (${errorName(err)}): the service's AWS credentials are not usable`);
       }
     }
   }
 
-  const findings = principalFindings(
+  const findings = serviceIdentityFindings(
     {
       accessKeyId: baseCredentials.lastAccessKeyId(),
       expires: baseCredentials.lastExpires(),
-      callerArn: principal?.arn,
+      identityArn: serviceIdentity?.arn,
     },
     { allowIamUserKeys: env.CREDVEND_ALLOW_IAM_USER_KEYS, s3Compatible: env.CREDVEND_S3_COMPATIBLE },
   );
@@ -156,7 +160,7 @@ export async function runStartupChecks({
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config: checked, ...(principal ? { principal } : {}) };
+  return { config: checked, ...(serviceIdentity ? { serviceIdentity } : {}) };
 }
 
 /** A bounded name for an error (and its cause's): our own codes or SDK error names, never a message. */

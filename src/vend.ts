@@ -1,6 +1,7 @@
-// Issuance: authorize and plan (pure), call STS (through the narrow issuer), and record what was
-// learned in the request's decision facts. Shared by every route that vends credentials. It knows
-// nothing of HTTP or of the audit log: the decision plugin turns the facts into the one record.
+// Issuance: authorize and plan (pure), call STS (through the narrow Sts interface), and record
+// what was learned in the request's decision facts. Shared by every route that vends credentials.
+// It knows nothing of HTTP or of the audit log: the decision plugin turns the facts into the one
+// record.
 import type { AuditSubject } from './audit/audit.js';
 import type { DecisionFacts, IssuedFacts, PlanFacts, RequestedFacts } from './audit/decision.js';
 import type { Config, Profile } from './config/load.js';
@@ -8,8 +9,8 @@ import { sha256 } from './digest.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
-import { claimAt, type Principal } from './policy/principal.js';
-import { StsError, type CredentialIssuer, type IssuedCredentials } from './sts/issuer.js';
+import { claimAt, type Caller } from './policy/caller.js';
+import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { grantKey, type GrantReuse } from './sts/reuse.js';
 
 export interface Vended {
@@ -20,7 +21,7 @@ export interface Vended {
 export interface Vendor {
   /** Fills `facts` as it goes (a failure leaves what was known); throws domain errors. */
   vend(
-    principal: Principal,
+    caller: Caller,
     profileName: string,
     req: CredentialRequest,
     requestId: string,
@@ -30,25 +31,25 @@ export interface Vendor {
 
 export interface VendorDeps {
   readonly config: Config;
-  readonly issuer: CredentialIssuer;
+  readonly sts: Sts;
   readonly metrics: Metrics;
   readonly now: () => number;
   /** Grant reuse for the profiles that turn it on (`reuse`); without it every grant calls STS. */
   readonly grants?: GrantReuse;
 }
 
-export function createVendor({ config, issuer, metrics, now, grants }: VendorDeps): Vendor {
-  const issue = meteredIssue(issuer, metrics, now);
+export function createVendor({ config, sts, metrics, now, grants }: VendorDeps): Vendor {
+  const assumeRole = meteredAssumeRole(sts, metrics, now);
   return {
-    async vend(principal, profileName, req, requestId, facts) {
-      const profile = beginDecision(facts, config, principal, profileName, req);
-      const plan = planIssuance(profile, principal, req, requestId, {
+    async vend(caller, profileName, req, requestId, facts) {
+      const profile = beginDecision(facts, config, caller, profileName, req);
+      const plan = planIssuance(profile, caller, req, requestId, {
         wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS,
       });
-      facts.subject = subjectOf(principal, plan.claimsUsed);
+      facts.subject = subjectOf(caller, plan.claimsUsed);
       facts.plan = planFacts(plan);
       // Counted once per STS call: with grant reuse, only by the request whose call it is.
-      const callSts = () => issue(plan, facts.signal);
+      const callSts = () => assumeRole(plan, facts.signal);
       let credentials: IssuedCredentials;
       try {
         // After planning (authorization and key checks run for every request), before the gate
@@ -59,7 +60,7 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
             {
               profile: profile.name,
               settings: profile.reuse,
-              key: grantKey(principal, plan),
+              key: grantKey(caller, plan),
               origin,
               signal: facts.signal,
             },
@@ -87,7 +88,7 @@ export function createVendor({ config, issuer, metrics, now, grants }: VendorDep
 export function beginDecision(
   facts: DecisionFacts,
   config: Config,
-  principal: Principal,
+  caller: Caller,
   profileName: string,
   req: CredentialRequest,
 ): Profile {
@@ -95,7 +96,7 @@ export function beginDecision(
   facts.operation = req.operation;
   facts.requested = requested(req);
   const profile = config.profiles.get(profileName);
-  facts.subject = subjectOf(principal, profile ? profileClaims(profile) : []);
+  facts.subject = subjectOf(caller, profile ? profileClaims(profile) : []);
   if (!profile) throw new PolicyError('profile_unknown', `no profile named "${profileName}"`);
   return profile;
 }
@@ -124,15 +125,15 @@ export function issuedFacts(c: IssuedCredentials): IssuedFacts {
 }
 
 /** AssumeRole with its metrics: only STS's own answers count (shed, aborted or unsigned calls never reached it). */
-export function meteredIssue(
-  issuer: CredentialIssuer,
+export function meteredAssumeRole(
+  sts: Sts,
   metrics: Metrics,
   now: () => number,
 ): (plan: IssuancePlan, signal: AbortSignal | undefined) => Promise<IssuedCredentials> {
   return async (plan, signal) => {
     const started = now();
     try {
-      const c = await issuer.issue(plan, signal);
+      const c = await sts.assumeRole(plan, signal);
       metrics.stsCalls.inc({ outcome: 'success', code: 'none' });
       metrics.stsLatency.observe({ outcome: 'success' }, (now() - started) / 1000);
       if (c.packedPolicySize !== undefined) metrics.packedPolicySize.observe(c.packedPolicySize);
@@ -148,13 +149,13 @@ export function meteredIssue(
 }
 
 /** iss, sub and the values of the claims the profile looked at; nothing else of the token. */
-export function subjectOf(principal: Principal, claimNames: readonly string[]): AuditSubject {
+export function subjectOf(caller: Caller, claimNames: readonly string[]): AuditSubject {
   const claims: Record<string, unknown> = {};
   for (const name of claimNames) {
-    const v = claimAt(principal.claims, name);
+    const v = claimAt(caller.claims, name);
     if (v === undefined || typeof v !== 'object') claims[name] = v ?? null;
   }
-  return { iss: principal.issuer, sub: principal.subject, claims };
+  return { iss: caller.issuer, sub: caller.subject, claims };
 }
 
 // A denied request's keys say what was attempted (e.g. "../bob/x"). Capped: the body may hold up

@@ -1,4 +1,4 @@
-// Bearer-token authentication for several trusted issuers: Authorization header -> Principal.
+// Bearer-token authentication for several trusted issuers: Authorization header -> Caller.
 //
 // Threats: forged tokens (signature checked against the issuer's own keys, jws.ts), tokens from an
 // untrusted issuer (allow-list, checked before any key is fetched), algorithm confusion (per-
@@ -18,7 +18,7 @@ import { createPublicKey } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { IssuerConfig } from '../config/schema.js';
 import { AuthorizationAmbiguous, TokenInvalid, TokenMissing } from '../errors.js';
-import type { Principal } from '../policy/principal.js';
+import type { Caller } from '../policy/caller.js';
 import { createFetchJson, type FetchJson } from './fetch-json.js';
 import { ASYMMETRIC_ALGORITHMS, keyWeakness, verifySignature, type VerificationKey } from './jws.js';
 import { createKeyStore, type KeyStore } from './key-store.js';
@@ -41,7 +41,7 @@ export interface AuthOptions {
   readonly fetchJson?: FetchJson;
 }
 
-export type Authenticate = (request: FastifyRequest) => Promise<Principal>;
+export type Authenticate = (request: FastifyRequest) => Promise<Caller>;
 
 export const DEFAULT_JWKS_REFRESH_COOLDOWN_MS = 10_000;
 export const MAX_JWKS_REFRESH_COOLDOWN_MS = 15_000;
@@ -109,7 +109,7 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
     if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
   };
 
-  const verify = async (token: string): Promise<Principal> => {
+  const verify = async (token: string): Promise<Caller> => {
     const cached = verified.get(token);
     const t = cached?.parsed ?? parseToken(token);
     const iss = t.payload.iss;

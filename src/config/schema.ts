@@ -496,7 +496,7 @@ export const envSchema = z
   .superRefine(
     (env, ctx) => {
       // Static keys win in the SDK default chain, so with a role setting next to them the service
-      // would silently run as the long-lived key's principal instead of the task/pod role the
+      // would silently run as the long-lived key's identity instead of the task/pod role the
       // operator set up (and believes is in use). Which one was meant is unknowable: refuse both.
       if (!env.AWS_ACCESS_KEY_ID) return;
       const roleSettings = (

@@ -72,8 +72,8 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     pending.delete(request);
     const outcome = outcomeOf(reply.statusCode, facts, p.problem);
     if (!facts.profile) Object.assign(facts, requestedProfile(request, config));
-    if (!facts.subject && request.principal)
-      facts.subject = { iss: request.principal.issuer, sub: request.principal.subject, claims: {} };
+    if (!facts.subject && request.caller)
+      facts.subject = { iss: request.caller.issuer, sub: request.caller.subject, claims: {} };
     const ua = request.headers['user-agent'];
     const record = decisionRecord(
       facts,

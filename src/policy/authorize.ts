@@ -2,7 +2,7 @@
 // matches (fail closed). Runs before any AWS call.
 import type { MatchConfig } from '../config/schema.js';
 import { PolicyError } from './errors.js';
-import { scalarClaim, type Principal } from './principal.js';
+import { scalarClaim, type Caller } from './caller.js';
 
 const asList = <T>(v: T | readonly T[] | undefined): readonly T[] | undefined =>
   v === undefined ? undefined : Array.isArray(v) ? (v as readonly T[]) : [v as T];
@@ -25,17 +25,17 @@ export function globMatch(pattern: string, value: string): boolean {
 }
 
 /** Returns the names of the claims the rules looked at (for the audit record), or throws. */
-export function authorize(match: MatchConfig, principal: Principal): string[] {
+export function authorize(match: MatchConfig, caller: Caller): string[] {
   const deny = (why: string): never => {
     throw new PolicyError('profile_mismatch', `the token does not match this profile (${why})`);
   };
   const iss = asList(match.iss);
-  if (iss && !iss.includes(principal.issuer)) deny('iss');
+  if (iss && !iss.includes(caller.issuer)) deny('iss');
   const aud = asList(match.aud);
-  if (aud && !aud.some((a) => principal.audiences.includes(a))) deny('aud');
+  if (aud && !aud.some((a) => caller.audiences.includes(a))) deny('aud');
   const used: string[] = [];
   for (const [claim, cond] of Object.entries(match.claims)) {
-    const value = scalarClaim(principal.claims, claim);
+    const value = scalarClaim(caller.claims, claim);
     used.push(claim);
     if (value === undefined) deny(`claim ${claim} missing`);
     const patterns = asList(cond) ?? [];
@@ -44,9 +44,9 @@ export function authorize(match: MatchConfig, principal: Principal): string[] {
   return used;
 }
 
-export function matches(match: MatchConfig, principal: Principal): boolean {
+export function matches(match: MatchConfig, caller: Caller): boolean {
   try {
-    authorize(match, principal);
+    authorize(match, caller);
     return true;
   } catch {
     return false;

@@ -1,10 +1,10 @@
 // planIssuance: everything decided before the AssumeRole call, from a profile, the verified
-// principal and the request. Pure, so every rule here is a unit and property test.
+// caller and the request. Pure, so every rule here is a unit and property test.
 import type { Profile } from '../config/load.js';
 import { authorize } from './authorize.js';
 import { PolicyError } from './errors.js';
 import { hasIamSpecialChars, validateRelativeKey } from './keys.js';
-import type { Principal } from './principal.js';
+import type { Caller } from './caller.js';
 import { buildSessionPolicy, type Operation, type SessionPolicy } from './session-policy.js';
 import { clampDuration, defaultSourceIdentity, PRESIGN_SESSION_SECONDS, roleSessionName } from './session.js';
 import { fillPrefix, fillSourceIdentity, fillTag, templateClaims } from './templates.js';
@@ -51,19 +51,19 @@ export interface PlanOptions {
 
 /** What a request targets, once authorized and checked: full keys, or a full prefix. */
 export interface RequestTarget {
-  /** The profile prefix filled from the principal's claims. */
+  /** The profile prefix filled from the caller's claims. */
   readonly base: string;
   readonly target: { keys: string[] } | { prefix: string };
 }
 
 export function planIssuance(
   profile: Profile,
-  principal: Principal,
+  caller: Caller,
   req: CredentialRequest,
   requestId: string,
   opts: PlanOptions,
 ): IssuancePlan {
-  const { target } = checkRequest(profile, principal, req, opts);
+  const { target } = checkRequest(profile, caller, req, opts);
   const policy = buildSessionPolicy({
     partition: profile.partition,
     bucket: profile.bucket,
@@ -74,10 +74,10 @@ export function planIssuance(
     kmsKeyArn: profile.kmsKeyArn,
     bucketKeyEnabled: profile.bucketKeyEnabled,
   });
-  const tags = Object.entries(profile.sessionTags).map(([Key, t]) => ({ Key, Value: fillTag(t, principal.claims) }));
+  const tags = Object.entries(profile.sessionTags).map(([Key, t]) => ({ Key, Value: fillTag(t, caller.claims) }));
   const sourceIdentity = profile.sourceIdentity
-    ? fillSourceIdentity(profile.sourceIdentity, principal.claims)
-    : defaultSourceIdentity(principal);
+    ? fillSourceIdentity(profile.sourceIdentity, caller.claims)
+    : defaultSourceIdentity(caller);
 
   return {
     profile: profile.name,
@@ -86,7 +86,7 @@ export function planIssuance(
     bucket: profile.bucket,
     region: profile.region,
     ...target,
-    roleSessionName: roleSessionName(principal, requestId),
+    roleSessionName: roleSessionName(caller, requestId),
     durationSeconds: clampDuration(req.durationSeconds, profile),
     policy,
     policyArns: profile.sessionPolicyArns,
@@ -104,11 +104,11 @@ export function planIssuance(
  */
 export function checkRequest(
   profile: Profile,
-  principal: Principal,
+  caller: Caller,
   req: CredentialRequest,
   opts: PlanOptions,
 ): RequestTarget {
-  authorize(profile.match, principal);
+  authorize(profile.match, caller);
   if (profile.delivery !== (opts.delivery ?? 'credentials')) {
     throw new PolicyError(
       'delivery_mismatch',
@@ -123,7 +123,7 @@ export function checkRequest(
     // missing KMS statement from surfacing as confusing AccessDenied errors on upload.
     throw new Error(`profile "${profile.name}": KMS key not resolved`);
   }
-  const base = fillPrefix(profile.prefix, principal.claims);
+  const base = fillPrefix(profile.prefix, caller.claims);
   let target: { keys: string[] } | { prefix: string };
   if (req.prefix !== undefined) {
     if (!profile.allowPrefixGrants) {
@@ -161,7 +161,7 @@ export function checkRequest(
  */
 export function planPresignSession(
   profile: Profile,
-  principal: Principal,
+  caller: Caller,
   operation: Operation,
   requestId: string,
   opts: PlanOptions,
@@ -171,13 +171,10 @@ export function planPresignSession(
     signing = Object.freeze({ ...profile, allowPrefixGrants: true, maxDurationSeconds: PRESIGN_SESSION_SECONDS });
     signingProfiles.set(profile, signing);
   }
-  return planIssuance(
-    signing,
-    principal,
-    { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS },
-    requestId,
-    { ...opts, delivery: 'presigned' },
-  );
+  return planIssuance(signing, caller, { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS }, requestId, {
+    ...opts,
+    delivery: 'presigned',
+  });
 }
 const signingProfiles = new WeakMap<Profile, Profile>();
 

@@ -1,6 +1,6 @@
 // RoleSessionName and DurationSeconds: both derived from verified facts, never from the body.
 import { sha256 } from '../digest.js';
-import type { Principal } from './principal.js';
+import type { Caller } from './caller.js';
 
 /** AssumeRole with the service's own role credentials is role chaining: STS caps it at 1 hour. */
 export const ROLE_CHAINING_MAX_SECONDS = 3600;
@@ -17,18 +17,19 @@ export function stsSafe(value: string): string {
  * `<subject>.<issuer+subject hash>.<request id>`, at most 64 characters. The readable part lets a
  * CloudTrail reader see who it was; the hash keeps two subjects that sanitise alike (or the same
  * `sub` from two issuers) apart; the request id joins the session to our audit record.
- * Built only from the verified principal, so a caller cannot impersonate another in CloudTrail.
+ * Built only from the verified caller's issuer and subject, so no caller can impersonate another in
+ * CloudTrail.
  */
-export function roleSessionName(principal: Principal, requestId: string): string {
-  const hash = sha256(`${principal.issuer}\n${principal.subject}`).slice(0, 8);
+export function roleSessionName(caller: Caller, requestId: string): string {
+  const hash = sha256(`${caller.issuer}\n${caller.subject}`).slice(0, 8);
   const rid = stsSafe(requestId).slice(0, 12);
-  const readable = stsSafe(principal.subject).slice(0, 64 - hash.length - rid.length - 2) || 'x';
+  const readable = stsSafe(caller.subject).slice(0, 64 - hash.length - rid.length - 2) || 'x';
   return `${readable}.${hash}.${rid}`;
 }
 
 /** The default SourceIdentity: the subject made STS-safe, 2-64 characters. */
-export function defaultSourceIdentity(principal: Principal): string {
-  const s = stsSafe(principal.subject).slice(0, 64);
+export function defaultSourceIdentity(caller: Caller): string {
+  const s = stsSafe(caller.subject).slice(0, 64);
   return s.length >= 2 && !s.toLowerCase().startsWith('aws:') ? s : `id-${s}`.slice(0, 64);
 }
 

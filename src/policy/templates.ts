@@ -1,7 +1,7 @@
 // Filling profile templates ({claim}) from verified claims. A missing claim always fails closed:
 // an empty substitution would turn `uploads/{sub}/` into `uploads//`, another tenant's space.
 import { PolicyError } from './errors.js';
-import { scalarClaim } from './principal.js';
+import { scalarClaim } from './caller.js';
 import { encodeClaimSegment } from './keys.js';
 
 /** A `{claim}` placeholder (global: use with replace/matchAll); the configuration checks templates with it. */

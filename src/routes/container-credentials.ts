@@ -3,7 +3,7 @@
 // AWS_CONTAINER_AUTHORIZATION_TOKEN (which the SDKs send as the bare Authorization value).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteDeps } from './deps.js';
-import { containerCredentialsResponse, containerParams, containerQuery, errorResponses } from './schemas.js';
+import { containerCredentialsResponse, containerParams, containerQuery, errorResponses } from './api-schemas.js';
 
 export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -23,7 +23,7 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
         const { key, ...rest } = request.query;
         const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };
         const { credentials: c } = await deps.vendor.vend(
-          request.principal!,
+          request.caller!,
           request.params.profile,
           req,
           request.id,

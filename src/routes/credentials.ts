@@ -1,7 +1,7 @@
 // POST /v1/credentials: the core route. Thin: validate, vend, format.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Vended } from '../vend.js';
-import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './schemas.js';
+import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './api-schemas.js';
 import type { RouteDeps } from './deps.js';
 
 export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
@@ -20,7 +20,7 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { profile, ...req } = request.body;
-        const vended = await deps.vendor.vend(request.principal!, profile, req, request.id, request.decision!);
+        const vended = await deps.vendor.vend(request.caller!, profile, req, request.id, request.decision!);
         reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
         switch (request.query.format) {
           case 'process':

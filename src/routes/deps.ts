@@ -8,6 +8,6 @@ export interface RouteDeps {
   readonly vendor: Vendor;
   /** Presigned mode (profiles with `delivery: presigned`). */
   readonly presigner: PresignedVendor;
-  /** Verifies the bearer token and sets request.principal, or throws a 401. */
+  /** Verifies the bearer token and sets request.caller, or throws a 401. */
   readonly authenticateHook: onRequestHookHandler;
 }

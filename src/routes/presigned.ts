@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Presigned } from '../presigned.js';
 import type { RouteDeps } from './deps.js';
-import { errorResponses, presignedBody, presignedResponse } from './schemas.js';
+import { errorResponses, presignedBody, presignedResponse } from './api-schemas.js';
 
 export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -20,7 +20,7 @@ export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { profile, ...req } = request.body;
-        const presigned = await deps.presigner.presign(request.principal!, profile, req, request.id, request.decision!);
+        const presigned = await deps.presigner.presign(request.caller!, profile, req, request.id, request.decision!);
         reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
         return presignedFormat(presigned, request.id);
       },

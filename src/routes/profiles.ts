@@ -5,7 +5,7 @@ import { matches } from '../policy/authorize.js';
 import { ROLE_CHAINING_MAX_SECONDS } from '../policy/session.js';
 import { fillPrefix } from '../policy/templates.js';
 import type { RouteDeps } from './deps.js';
-import { errorResponses, profilesResponse } from './schemas.js';
+import { errorResponses, profilesResponse } from './api-schemas.js';
 
 export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -19,13 +19,13 @@ export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
         onRequest: deps.authenticateHook,
       },
       async (request, reply) => {
-        const principal = request.principal!;
+        const caller = request.caller!;
         const profiles = [...deps.config.profiles.values()]
-          .filter((p) => matches(p.match, principal))
+          .filter((p) => matches(p.match, caller))
           .map((p) => {
             let prefix: string | null;
             try {
-              prefix = fillPrefix(p.prefix, principal.claims);
+              prefix = fillPrefix(p.prefix, caller.claims);
             } catch {
               prefix = null; // a claim the prefix needs is missing: issuance would be denied
             }
@@ -44,7 +44,7 @@ export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
             };
           });
         reply.header('cache-control', 'no-store');
-        return { subject: principal.subject, issuer: principal.issuer, profiles };
+        return { subject: caller.subject, issuer: caller.issuer, profiles };
       },
     );
   };

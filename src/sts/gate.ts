@@ -6,7 +6,7 @@
 // work already admitted fast: under overload the rate of issued credentials stays at what STS
 // and this process can do, instead of every caller timing out together.
 import type { Metrics } from '../metrics/metrics.js';
-import type { CredentialIssuer } from './issuer.js';
+import type { Sts } from './sts.js';
 
 export type ShedReason = 'queue_full' | 'queue_timeout';
 
@@ -28,7 +28,7 @@ interface Waiter {
   admit(): void;
 }
 
-export function gateIssuer(issuer: CredentialIssuer, opts: GateOptions): CredentialIssuer {
+export function gateSts(sts: Sts, opts: GateOptions): Sts {
   let inFlight = 0;
   const queue: Waiter[] = [];
   const m = opts.metrics;
@@ -83,14 +83,14 @@ export function gateIssuer(issuer: CredentialIssuer, opts: GateOptions): Credent
     });
   };
   return {
-    async issue(plan, signal) {
+    async assumeRole(plan, signal) {
       await acquire(signal);
       try {
-        return await issuer.issue(plan, signal);
+        return await sts.assumeRole(plan, signal);
       } finally {
         release();
       }
     },
-    callerIdentity: () => issuer.callerIdentity(),
+    serviceIdentity: () => sts.serviceIdentity(),
   };
 }

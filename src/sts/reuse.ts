@@ -17,7 +17,7 @@
 // The cache holds secrets: it is never logged, bounded per profile (LRU), and cleared on close.
 import { sha256 } from '../digest.js';
 import type { IssuancePlan } from '../policy/plan.js';
-import type { IssuedCredentials } from './issuer.js';
+import type { IssuedCredentials } from './sts.js';
 
 export interface ReuseSettings {
   /** Credentials with less time left than this are not handed out again. */
@@ -42,7 +42,7 @@ export interface Obtained {
 export interface ObtainRequest {
   readonly profile: string;
   readonly settings: ReuseSettings;
-  /** grantKey(principal, plan) */
+  /** grantKey(caller, plan) */
   readonly key: string;
   /** This request, should its call be the one that reaches STS. */
   readonly origin: GrantOrigin;
@@ -66,10 +66,10 @@ export interface GrantReuse {
  * policy, so it costs one more STS call, and the reuse record's policySha256 is always that of
  * the session actually in use.
  */
-export function grantKey(principal: { readonly issuer: string; readonly subject: string }, plan: IssuancePlan): string {
+export function grantKey(caller: { readonly issuer: string; readonly subject: string }, plan: IssuancePlan): string {
   const identity = [
-    principal.issuer,
-    principal.subject,
+    caller.issuer,
+    caller.subject,
     plan.profile,
     plan.operation,
     plan.roleArn,

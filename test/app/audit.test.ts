@@ -319,10 +319,10 @@ describe('credentials.failed before any AWS call', () => {
       JSON.stringify(file),
     );
     const sink = new LineSink();
-    const issue = vi.fn();
+    const assumeRole = vi.fn();
     const app = await buildApp({
       config,
-      issuer: { issue, callerIdentity: vi.fn() },
+      sts: { assumeRole, serviceIdentity: vi.fn() },
       audit: createAuditLog(streamSink(sink)),
       metrics: createMetrics({ version: 'test', defaultMetrics: false }),
       logger: pino({ level: 'silent' }),
@@ -340,7 +340,7 @@ describe('credentials.failed before any AWS call', () => {
       // Assess
       expect(res.statusCode).toBe(500);
       expect(res.json().code).toBe('CV_INTERNAL');
-      expect(issue).not.toHaveBeenCalled();
+      expect(assumeRole).not.toHaveBeenCalled();
       expect(sink.records()).toMatchObject([
         {
           event: 'credentials.failed',

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createBaseCredentials, defaultCredentialChain } from '../../src/sts/base-credentials.js';
-import { createStsClient, createStsIssuer } from '../../src/sts/issuer.js';
+import { createStsClient, createSts } from '../../src/sts/sts.js';
 import {
   callerIdentityReply,
   containerCredentialsReply,
@@ -132,7 +132,7 @@ describe('ECS container credentials', () => {
       maxAttempts: 1,
     });
     try {
-      const me = await createStsIssuer(client).callerIdentity();
+      const me = await createSts(client).serviceIdentity();
       expect(me).toEqual({ account: '123456789012', arn: 'arn:aws:sts::123456789012:assumed-role/credvend-task/abc' });
       expect(sts.requests[0]?.headers.authorization).toContain('Credential=ASIACHAIN7/');
       expect(sts.requests[0]?.headers['x-amz-security-token']).toBe('chain-token-7');

@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditSink } from '../../src/audit/sink.js';
 import { ShuttingDown } from '../../src/errors.js';
 import { BaseCredentialsUnavailableError } from '../../src/sts/base-credentials.js';
-import { gateIssuer } from '../../src/sts/gate.js';
-import type { CredentialIssuer } from '../../src/sts/issuer.js';
+import { gateSts } from '../../src/sts/gate.js';
+import type { Sts } from '../../src/sts/sts.js';
 import { allSecretsSeen, buildHarness, type Harness } from '../helpers/app.js';
 
 let h: Harness | undefined;
@@ -120,7 +120,10 @@ describe('the service cannot answer: its own 503 codes', () => {
   it('base credentials unavailable -> 503 CV_BASE_CREDENTIALS_UNAVAILABLE, never an STS code', async () => {
     // Mistake stopped: expired base keys read as "role trust broken" (CV_STS_ACCESS_DENIED).
     h = await buildHarness({
-      wrapIssuer: (i) => ({ ...i, issue: async () => Promise.reject(new BaseCredentialsUnavailableError('Expired')) }),
+      wrapSts: (i) => ({
+        ...i,
+        assumeRole: async () => Promise.reject(new BaseCredentialsUnavailableError('Expired')),
+      }),
     });
     const res = await post(h);
     expect(res.statusCode).toBe(503);
@@ -134,9 +137,9 @@ describe('the service cannot answer: its own 503 codes', () => {
     let releaseAll!: () => void;
     const stuck = new Promise<void>((r) => (releaseAll = r));
     h = await buildHarness({
-      wrapIssuer: (i) =>
-        gateIssuer(
-          { ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) },
+      wrapSts: (i) =>
+        gateSts(
+          { ...i, assumeRole: async (plan, signal) => stuck.then(() => i.assumeRole(plan, signal)) },
           { maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 60_000 },
         ),
     });
@@ -162,11 +165,11 @@ describe('the service cannot answer: its own 503 codes', () => {
 
   it('shutdown deadline: a request stuck on STS gets 503 CV_SHUTTING_DOWN and a failed record, reason shutdown', async () => {
     // What it stops: callers left with a dropped socket and no record when the process exits.
-    const hang: CredentialIssuer['issue'] = (_plan, signal) =>
+    const hang: Sts['assumeRole'] = (_plan, signal) =>
       new Promise((_resolve, reject) =>
         signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
       );
-    h = await buildHarness({ wrapIssuer: (i) => ({ ...i, issue: hang }) });
+    h = await buildHarness({ wrapSts: (i) => ({ ...i, assumeRole: hang }) });
     const pending = Promise.all([post(h), post(h), post(h)]);
     await new Promise((r) => setTimeout(r, 100));
     h.app.abortDecisions(new ShuttingDown());
@@ -184,7 +187,7 @@ describe('the service cannot answer: its own 503 codes', () => {
     let release!: () => void;
     const stuck = new Promise<void>((r) => (release = r));
     h = await buildHarness({
-      wrapIssuer: (i) => ({ ...i, issue: async (plan, signal) => stuck.then(() => i.issue(plan, signal)) }),
+      wrapSts: (i) => ({ ...i, assumeRole: async (plan, signal) => stuck.then(() => i.assumeRole(plan, signal)) }),
     });
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = h.app.server.address() as { port: number };

@@ -6,7 +6,7 @@ import { AssumeRoleCommand } from '@aws-sdk/client-sts';
 import { exportSPKI } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditSink } from '../../src/audit/sink.js';
-import type { CredentialIssuer } from '../../src/sts/issuer.js';
+import type { Sts } from '../../src/sts/sts.js';
 import { createGrantReuse } from '../../src/sts/reuse.js';
 import {
   allSecretsSeen,
@@ -73,16 +73,16 @@ const upload = { profile: 'uploads', operation: 'upload', keys: ['report.pdf'] }
 const assumeCalls = (x: Harness) => x.sts.commandCalls(AssumeRoleCommand).length;
 const records = (x: Harness) => x.audit.records();
 
-/** An issuer wrapper that holds every STS call until `release()`. */
-function heldIssuer() {
+/** An Sts wrapper that holds every STS call until `release()`. */
+function heldSts() {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const wrap = (inner: CredentialIssuer): CredentialIssuer => ({
-    async issue(plan, signal) {
+  const wrap = (inner: Sts): Sts => ({
+    async assumeRole(plan, signal) {
       await gate;
-      return inner.issue(plan, signal);
+      return inner.assumeRole(plan, signal);
     },
-    callerIdentity: (s) => inner.callerIdentity(s),
+    serviceIdentity: (s) => inner.serviceIdentity(s),
   });
   return { wrap, release: () => release() };
 }
@@ -300,8 +300,8 @@ describe('grant reuse: single flight, expiry and failures', () => {
   it('50 concurrent identical requests make exactly one AssumeRole, and each has its own record', async () => {
     // Mistake stopped: a burst (a CI matrix starting together) costing one AssumeRole per
     // request, which is what exhausts the account's fixed STS rate.
-    const held = heldIssuer();
-    const x = await harness({ wrapIssuer: held.wrap });
+    const held = heldSts();
+    const x = await harness({ wrapSts: held.wrap });
     const token = await x.token({ sub: 'alice' }, { expiresIn: '2h' });
     const pending = Array.from({ length: 50 }, () => post(x, upload, token));
     await new Promise((r) => setTimeout(r, 50));
@@ -342,8 +342,8 @@ describe('grant reuse: single flight, expiry and failures', () => {
   it('an STS failure is not cached: every waiter of that call fails, the next request calls again', async () => {
     // Attack stopped: one AccessDenied or throttled answer replayed to later callers (a
     // self-inflicted outage), or waiters of a failed call left hanging.
-    const held = heldIssuer();
-    const x = await harness({ wrapIssuer: held.wrap });
+    const held = heldSts();
+    const x = await harness({ wrapSts: held.wrap });
     x.sts.on(AssumeRoleCommand).rejects(stsError('AccessDenied', 403));
     const token = await x.token({ sub: 'alice' }, { expiresIn: '2h' });
     const pending = Array.from({ length: 5 }, () => post(x, upload, token));

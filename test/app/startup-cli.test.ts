@@ -213,7 +213,7 @@ describe('credvend start-up', { timeout: 30_000 }, () => {
     expect(child.stderr()).toContain('env.CREDVEND_AUDIT_LOG: cannot open /etc/passwd/audit.log for appending');
   });
 
-  it('exits 3 listing the principal and KMS problems together, without serving', async () => {
+  it('exits 3 listing the service identity and KMS problems together, without serving', async () => {
     // Prepare: an IAM user key, and a KMS key that is disabled.
     const sts = await loopback(() => callerIdentityReply(`arn:aws:iam::${ACCT}:user/deploy`, ACCT));
     const kms = await loopback(() => describeKeyReply({ arn: KEY_ARN, state: 'Disabled' }));
@@ -237,7 +237,7 @@ describe('credvend start-up', { timeout: 30_000 }, () => {
     const err = child.stderr();
     expect(err).toContain('start-up checks failed: invalid configuration (2 problems)');
     expect(err).toContain(
-      'the service runs on IAM user credentials (a long-lived AKIA… access key, caller arn:aws:iam::123456789012:user/deploy)',
+      'the service runs on IAM user credentials (a long-lived AKIA… access key, identity arn:aws:iam::123456789012:user/deploy)',
     );
     expect(err).toContain(`profiles.secure.kmsKeyId: key ${KEY_ARN} is Disabled, not Enabled`);
     // The secret key never reaches the output.

@@ -1,7 +1,7 @@
 // /readyz during start-up, driven the way server.ts drives it: the admin listener is up first and
 // answers 503 while the checks run; it turns 200 only after they passed, and stays 503 if they
-// failed. A load balancer or kubelet must never route traffic to an instance whose principal or
-// KMS keys were not checked.
+// failed. A load balancer or kubelet must never route traffic to an instance whose service
+// identity or KMS keys were not checked.
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';
 import { runStartupChecks } from '../../src/startup.js';
 import { createBaseCredentials } from '../../src/sts/base-credentials.js';
-import type { CredentialIssuer } from '../../src/sts/issuer.js';
+import type { Sts } from '../../src/sts/sts.js';
 import { buildHarness } from '../helpers/app.js';
 
 const ACCT = '123456789012';
@@ -38,9 +38,9 @@ function deps(accessKeyId: string) {
     }),
   );
   const metrics = createMetrics({ version: 'test', defaultMetrics: false });
-  const issuer: CredentialIssuer = {
-    issue: () => Promise.reject(new Error('not used')),
-    callerIdentity: async () => ({ account: ACCT, arn: `arn:aws:sts::${ACCT}:assumed-role/credvend-task/abc` }),
+  const sts: Sts = {
+    assumeRole: () => Promise.reject(new Error('not used')),
+    serviceIdentity: async () => ({ account: ACCT, arn: `arn:aws:sts::${ACCT}:assumed-role/credvend-task/abc` }),
   };
   const baseCredentials = createBaseCredentials({
     source: async () => ({
@@ -57,7 +57,7 @@ function deps(accessKeyId: string) {
     release = r;
   });
   const kms: KeyDescriber = { describe: () => held };
-  return { config, metrics, issuer, baseCredentials, kms, release };
+  return { config, metrics, sts, baseCredentials, kms, release };
 }
 
 const apps: Array<{ close(): Promise<unknown> }> = [];
@@ -80,7 +80,7 @@ describe('/readyz during start-up', () => {
     // Act: start the checks (as server.ts does after the admin listener is up).
     const checks = runStartupChecks({
       config: d.config,
-      issuer: d.issuer,
+      sts: d.sts,
       baseCredentials: d.baseCredentials,
       kms: d.kms,
       logger: silent,
@@ -108,7 +108,7 @@ describe('/readyz during start-up', () => {
     const { app, readiness } = await admin(d);
     const checks = runStartupChecks({
       config: d.config,
-      issuer: d.issuer,
+      sts: d.sts,
       baseCredentials: d.baseCredentials,
       kms: d.kms,
       logger: silent,
@@ -126,7 +126,7 @@ describe('/readyz during start-up', () => {
     const { app } = await admin(d);
     const checks = runStartupChecks({
       config: d.config,
-      issuer: d.issuer,
+      sts: d.sts,
       baseCredentials: d.baseCredentials,
       kms: d.kms,
       logger: silent,

@@ -15,7 +15,7 @@ import { streamSink, type AuditSink } from '../../src/audit/sink.js';
 import { loadConfig, withProfiles, type Config } from '../../src/config/load.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createReadiness, type Readiness } from '../../src/readiness.js';
-import { createStsIssuer, type CredentialIssuer } from '../../src/sts/issuer.js';
+import { createSts, type Sts } from '../../src/sts/sts.js';
 import type { GrantReuse } from '../../src/sts/reuse.js';
 
 export const ISSUER = 'https://gitlab.example.com';
@@ -152,8 +152,8 @@ export interface HarnessOptions {
   rateLimitRedis?: unknown;
   /** Where audit lines go (default: the harness's LineSink). */
   auditSink?: AuditSink;
-  /** Wraps the mocked STS issuer (admission control, faults). */
-  wrapIssuer?: (issuer: CredentialIssuer) => CredentialIssuer;
+  /** Wraps the Sts adapter over the mocked STS client (admission control, faults). */
+  wrapSts?: (sts: Sts) => Sts;
   /** The app's clock (token checks, grant reuse expiry); Date.now when not given. */
   now?: () => number;
   /** The app's grant reuse cache (to look inside it); buildApp's own when not given. */
@@ -193,7 +193,7 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
   readiness.addCheck('audit_log', () => auditLog.writable()); // as server.ts wires it
   const app = await buildApp({
     config,
-    issuer: (opts.wrapIssuer ?? ((i) => i))(createStsIssuer(client)),
+    sts: (opts.wrapSts ?? ((i) => i))(createSts(client)),
     audit: auditLog,
     metrics,
     logger,

@@ -18,7 +18,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';
 import { runStartupChecks } from '../../src/startup.js';
 import { createBaseCredentials } from '../../src/sts/base-credentials.js';
-import { createStsClient, createStsIssuer } from '../../src/sts/issuer.js';
+import { createStsClient, createSts } from '../../src/sts/sts.js';
 import { LineSink } from '../helpers/app.js';
 
 const IMAGE = 'localstack/localstack:3.8';
@@ -127,7 +127,7 @@ describe('LocalStack: issuance with SSE-KMS', () => {
     const metrics = createMetrics({ version: 'localstack', defaultMetrics: false });
     const logger = pino({ level: 'warn' }, new LineSink());
     const baseCredentials = createBaseCredentials({ source: async () => base, metrics, logger });
-    const sts = createStsClient({
+    const stsClient = createStsClient({
       region: REGION,
       endpoint,
       credentials: baseCredentials.provider,
@@ -135,7 +135,7 @@ describe('LocalStack: issuance with SSE-KMS', () => {
       connectTimeoutMs: 2000,
       maxAttempts: 2,
     });
-    const issuer = createStsIssuer(sts);
+    const sts = createSts(stsClient);
     const describer = createKmsDescriber(
       kmsClientFactory({
         endpoint,
@@ -145,10 +145,10 @@ describe('LocalStack: issuance with SSE-KMS', () => {
         maxAttempts: 2,
       }),
     );
-    const checked = await runStartupChecks({ config, issuer, baseCredentials, kms: describer, logger });
+    const checked = await runStartupChecks({ config, sts, baseCredentials, kms: describer, logger });
     app = await buildApp({
       config: checked.config,
-      issuer,
+      sts,
       audit: createAuditLog(streamSink(new LineSink())),
       metrics,
       logger,

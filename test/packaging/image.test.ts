@@ -326,7 +326,7 @@ describe('container image', () => {
       expect(who.uid).toBe(SERVICE_UID);
       expect(who.capEff).toBe('0000000000000000');
       expect(who.noNewPrivs).toBe('1');
-      expect(sts.callerIdentityCalls()).toBeGreaterThan(0); // the start-up principal check ran against the stub
+      expect(sts.callerIdentityCalls()).toBeGreaterThan(0); // the start-up service identity check ran against the stub
       expect(container.calls()).toBeGreaterThan(0); // base credentials came from the container endpoint
 
       const token = await issuer.sign({ sub: 'alice' });

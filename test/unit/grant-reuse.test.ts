@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { planIssuance, type CredentialRequest, type IssuancePlan } from '../../src/policy/plan.js';
-import type { Principal } from '../../src/policy/principal.js';
-import type { IssuedCredentials } from '../../src/sts/issuer.js';
+import type { Caller } from '../../src/policy/caller.js';
+import type { IssuedCredentials } from '../../src/sts/sts.js';
 import { createGrantReuse, grantKey, type ObtainRequest, type ReuseSettings } from '../../src/sts/reuse.js';
 
 const ISS = 'https://idp.example.com';
@@ -56,15 +56,15 @@ describe('grantKey', () => {
     }),
   );
   const profile = config.profiles.get('shared')!;
-  const alice: Principal = {
+  const alice: Caller = {
     issuer: ISS,
     subject: 'alice',
     audiences: ['a'],
     claims: { sub: 'alice', team: 'red', login: 'alice' },
   };
-  const plan = (p: Principal, r: Partial<CredentialRequest> = {}, requestId = 'r1'): IssuancePlan =>
+  const plan = (p: Caller, r: Partial<CredentialRequest> = {}, requestId = 'r1'): IssuancePlan =>
     planIssuance(profile, p, { operation: 'upload', keys: ['a.txt'], ...r }, requestId, { wildcardKeys: 'escape' });
-  const key = (p: Principal, r: Partial<CredentialRequest> = {}) => grantKey(p, plan(p, r));
+  const key = (p: Caller, r: Partial<CredentialRequest> = {}) => grantKey(p, plan(p, r));
 
   it('ignores only the request id: two requests for the same grant share a key', () => {
     // Mistake stopped: a key that contains the RoleSessionName (the request id) never hits.

@@ -2,11 +2,11 @@ import { describe, it, expect } from 'vitest';
 import type { MatchConfig } from '../../src/config/schema.js';
 import { authorize, globMatch, matches } from '../../src/policy/authorize.js';
 import { PolicyError } from '../../src/policy/errors.js';
-import type { Principal } from '../../src/policy/principal.js';
+import type { Caller } from '../../src/policy/caller.js';
 
 const GITLAB = 'https://gitlab.example.com';
 
-function principal(claims: Record<string, unknown>, opts: { issuer?: string; audiences?: string[] } = {}): Principal {
+function caller(claims: Record<string, unknown>, opts: { issuer?: string; audiences?: string[] } = {}): Caller {
   return {
     issuer: opts.issuer ?? GITLAB,
     subject: 'project_path:group/app',
@@ -19,7 +19,7 @@ function match(m: Partial<MatchConfig>): MatchConfig {
   return { claims: {}, ...m };
 }
 
-function denial(m: MatchConfig, p: Principal): string {
+function denial(m: MatchConfig, p: Caller): string {
   try {
     authorize(m, p);
   } catch (e) {
@@ -39,41 +39,41 @@ const CI_CLAIMS = { project_path: 'group/app', ref_protected: 'true', environmen
 describe('authorize', () => {
   it('allows a token that satisfies every rule and reports the claims it used', () => {
     // Act
-    const used = authorize(CI_RULES, principal(CI_CLAIMS));
+    const used = authorize(CI_RULES, caller(CI_CLAIMS));
     // Assess
     expect(used).toEqual(['project_path', 'ref_protected', 'environment']);
   });
 
   it('requires the issuer to be on the list', () => {
     // Attack: a token from another (valid, allowed elsewhere) issuer using this profile's role.
-    expect(denial(CI_RULES, principal(CI_CLAIMS, { issuer: 'https://evil.example.com' }))).toContain('iss');
-    expect(matches(match({ iss: ['https://a.example.com', GITLAB] }), principal({}))).toBe(true);
+    expect(denial(CI_RULES, caller(CI_CLAIMS, { issuer: 'https://evil.example.com' }))).toContain('iss');
+    expect(matches(match({ iss: ['https://a.example.com', GITLAB] }), caller({}))).toBe(true);
   });
 
   it('requires one of the token audiences to be on the list', () => {
     // Attack: a token minted for another service (another aud) replayed against credvend.
-    expect(denial(CI_RULES, principal(CI_CLAIMS, { audiences: ['other-service'] }))).toContain('aud');
-    expect(matches(match({ aud: 'credvend' }), principal({}, { audiences: ['other', 'credvend'] }))).toBe(true);
-    expect(matches(match({ aud: ['x', 'credvend'] }), principal({}))).toBe(true);
+    expect(denial(CI_RULES, caller(CI_CLAIMS, { audiences: ['other-service'] }))).toContain('aud');
+    expect(matches(match({ aud: 'credvend' }), caller({}, { audiences: ['other', 'credvend'] }))).toBe(true);
+    expect(matches(match({ aud: ['x', 'credvend'] }), caller({}))).toBe(true);
   });
 
   it('matches a claim exactly when the rule has no *', () => {
     // Attack: an unprotected branch (ref_protected "false") getting production credentials.
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, ref_protected: 'false' }))).toContain('ref_protected');
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, ref_protected: 'true ' }))).toContain('ref_protected');
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, ref_protected: 'TRUE' }))).toContain('ref_protected');
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, ref_protected: 'false' }))).toContain('ref_protected');
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, ref_protected: 'true ' }))).toContain('ref_protected');
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, ref_protected: 'TRUE' }))).toContain('ref_protected');
   });
 
   it('compares boolean and number claims by their string form', () => {
     // GitHub/GitLab send some claims as JSON booleans; "true" in YAML must match them.
-    expect(matches(CI_RULES, principal({ ...CI_CLAIMS, ref_protected: true }))).toBe(true);
-    expect(matches(match({ claims: { project_id: '42' } }), principal({ project_id: 42 }))).toBe(true);
+    expect(matches(CI_RULES, caller({ ...CI_CLAIMS, ref_protected: true }))).toBe(true);
+    expect(matches(match({ claims: { project_id: '42' } }), caller({ project_id: 42 }))).toBe(true);
   });
 
   it('accepts any of an array of alternatives, and nothing else', () => {
     // Attack: a "review" environment job using the production profile.
-    expect(matches(CI_RULES, principal({ ...CI_CLAIMS, environment: 'staging' }))).toBe(true);
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, environment: 'review/feature' }))).toContain('environment');
+    expect(matches(CI_RULES, caller({ ...CI_CLAIMS, environment: 'staging' }))).toBe(true);
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, environment: 'review/feature' }))).toContain('environment');
   });
 
   it.each<[string, unknown]>([
@@ -89,26 +89,26 @@ describe('authorize', () => {
     if (value === undefined) delete claims.project_path;
     else claims.project_path = value;
     // Act / Assess
-    expect(denial(CI_RULES, principal(claims))).toContain('project_path');
+    expect(denial(CI_RULES, caller(claims))).toContain('project_path');
   });
 
   it('denies a missing claim even when the rule is a bare *', () => {
     // Attack: "*" read as "anything, including nothing" would make the claim optional.
-    expect(denial(match({ claims: { environment: '*' } }), principal({}))).toContain('environment');
-    expect(matches(match({ claims: { environment: '*' } }), principal({ environment: 'x' }))).toBe(true);
+    expect(denial(match({ claims: { environment: '*' } }), caller({}))).toContain('environment');
+    expect(matches(match({ claims: { environment: '*' } }), caller({ environment: 'x' }))).toBe(true);
   });
 
   it('anchors globs: group/* does not match evilgroup/x or group-evil/x', () => {
     // Attack: a project in namespace "evilgroup" (or "group-evil") matching rules meant for "group".
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, project_path: 'evilgroup/x' }))).toContain('project_path');
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, project_path: 'group-evil/x' }))).toContain('project_path');
-    expect(denial(CI_RULES, principal({ ...CI_CLAIMS, project_path: 'group' }))).toContain('project_path');
-    expect(matches(CI_RULES, principal({ ...CI_CLAIMS, project_path: 'group/sub/app' }))).toBe(true);
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, project_path: 'evilgroup/x' }))).toContain('project_path');
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, project_path: 'group-evil/x' }))).toContain('project_path');
+    expect(denial(CI_RULES, caller({ ...CI_CLAIMS, project_path: 'group' }))).toContain('project_path');
+    expect(matches(CI_RULES, caller({ ...CI_CLAIMS, project_path: 'group/sub/app' }))).toBe(true);
   });
 
   it('needs every rule to hold, not just one', () => {
     // Attack: satisfying the easy rule (issuer) while failing the protective one.
-    expect(denial(CI_RULES, principal({ project_path: 'group/app', ref_protected: 'true' }))).toContain('environment');
+    expect(denial(CI_RULES, caller({ project_path: 'group/app', ref_protected: 'true' }))).toContain('environment');
   });
 });
 

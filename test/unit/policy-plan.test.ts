@@ -2,7 +2,7 @@ import { reasonOf } from '../helpers/policy.js';
 import { describe, it, expect } from 'vitest';
 import { loadConfig, type Profile } from '../../src/config/load.js';
 import { planIssuance, type CredentialRequest, type IssuancePlan, type PlanOptions } from '../../src/policy/plan.js';
-import type { Principal } from '../../src/policy/principal.js';
+import type { Caller } from '../../src/policy/caller.js';
 
 const ISSUER = 'https://gitlab.example.com';
 const ESCAPE: PlanOptions = { wildcardKeys: 'escape' };
@@ -30,14 +30,14 @@ function profile(over: Record<string, unknown> = {}): Profile {
   return p;
 }
 
-function principal(sub: string, claims: Record<string, unknown> = {}): Principal {
+function caller(sub: string, claims: Record<string, unknown> = {}): Caller {
   return { issuer: ISSUER, subject: sub, audiences: ['credvend'], claims: { sub, ...claims } };
 }
 
 function plan(
   req: CredentialRequest,
   p: Profile = profile(),
-  who: Principal = principal('alice'),
+  who: Caller = caller('alice'),
   opts: PlanOptions = ESCAPE,
 ): IssuancePlan {
   return planIssuance(p, who, req, RID, opts);
@@ -52,7 +52,7 @@ function resources(pl: IssuancePlan): string[] {
 describe('planIssuance', () => {
   it('authorizes before anything else', () => {
     // Attack: a token from another issuer learning anything (or getting a plan) for this profile.
-    const stranger: Principal = {
+    const stranger: Caller = {
       issuer: 'https://evil.example.com',
       subject: 'alice',
       audiences: ['credvend'],
@@ -82,15 +82,15 @@ describe('planIssuance', () => {
 
   it('encodes the claim in the prefix so a crafted sub cannot climb into another tenant', () => {
     // Attack: sub "alice/../bob" or "bob/" aiming at uploads/bob/.
-    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), principal('alice/../bob')).keys).toEqual([
+    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), caller('alice/../bob')).keys).toEqual([
       'uploads/alice~2F~2E~2E~2Fbob/x',
     ]);
-    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), principal('*')).keys).toEqual(['uploads/~2A/x']);
+    expect(plan({ operation: 'upload', keys: ['x'] }, profile(), caller('*')).keys).toEqual(['uploads/~2A/x']);
   });
 
   it('fails closed when the prefix claim is missing', () => {
     // Attack: a token without "sub" landing in "uploads//", shared by all such tokens.
-    const noSub: Principal = { issuer: ISSUER, subject: 'alice', audiences: ['credvend'], claims: {} };
+    const noSub: Caller = { issuer: ISSUER, subject: 'alice', audiences: ['credvend'], claims: {} };
     expect(reasonOf(() => plan({ operation: 'upload', keys: ['x'] }, profile(), noSub))).toBe('claim_missing');
   });
 
@@ -149,17 +149,17 @@ describe('planIssuance', () => {
   it.each(['a*', 'a?', 'a$', '${*}'])("refuses %j in 'reject' mode", (key) => {
     // Attack: S3-compatible servers (Ceph RGW) match ${*} literally and may honour a raw '*':
     // such keys must never reach a policy there.
-    expect(reasonOf(() => plan({ operation: 'upload', keys: [key] }, profile(), principal('alice'), REJECT))).toBe(
+    expect(reasonOf(() => plan({ operation: 'upload', keys: [key] }, profile(), caller('alice'), REJECT))).toBe(
       'invalid_key',
     );
   });
 
   it("refuses wildcards in a prefix grant in 'reject' mode, but keeps its own trailing *", () => {
     const p = profile({ allowPrefixGrants: true });
-    expect(reasonOf(() => plan({ operation: 'upload', prefix: 'a*/' }, p, principal('alice'), REJECT))).toBe(
+    expect(reasonOf(() => plan({ operation: 'upload', prefix: 'a*/' }, p, caller('alice'), REJECT))).toBe(
       'invalid_key',
     );
-    expect(resources(plan({ operation: 'upload', prefix: 'a/' }, p, principal('alice'), REJECT))).toEqual([
+    expect(resources(plan({ operation: 'upload', prefix: 'a/' }, p, caller('alice'), REJECT))).toEqual([
       'arn:aws:s3:::tenant-bucket/uploads/alice/a/*',
     ]);
   });
@@ -183,7 +183,7 @@ describe('planIssuance', () => {
     const pl = plan(
       { operation: 'upload', keys: ['a'], durationSeconds: 43_200 },
       p,
-      principal('alice', { project_path: 'group/app' }),
+      caller('alice', { project_path: 'group/app' }),
     );
     // Assess
     expect(pl).toMatchObject({
@@ -206,7 +206,7 @@ describe('planIssuance', () => {
     // Attack: two identities rewritten to the same tag value passing the same ABAC condition.
     const p = profile({ sessionTags: { project: '{project_path}' } });
     expect(
-      reasonOf(() => plan({ operation: 'upload', keys: ['a'] }, p, principal('alice', { project_path: 'group#1' }))),
+      reasonOf(() => plan({ operation: 'upload', keys: ['a'] }, p, caller('alice', { project_path: 'group#1' }))),
     ).toBe('claim_invalid');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import type { Principal } from '../../src/policy/principal.js';
+import type { Caller } from '../../src/policy/caller.js';
 import {
   clampDuration,
   defaultSourceIdentity,
@@ -12,11 +12,7 @@ import {
 const STS_SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const REQUEST_ID = '3f2b8c1e-9a4d-4c1b-8e7f-2a6d5b4c3e21';
 
-function principal(
-  subject: string,
-  issuer = 'https://gitlab.example.com',
-  claims: Record<string, unknown> = {},
-): Principal {
+function caller(subject: string, issuer = 'https://gitlab.example.com', claims: Record<string, unknown> = {}): Caller {
   return { issuer, subject, audiences: ['credvend'], claims: { sub: subject, ...claims } };
 }
 
@@ -35,7 +31,7 @@ describe('roleSessionName', () => {
     // Attack: an out-of-charset or over-long name makes AssumeRole fail (denial of service) or, if
     // passed unsanitised, lets a caller forge what CloudTrail shows.
     // Act
-    const name = roleSessionName(principal(subject), REQUEST_ID);
+    const name = roleSessionName(caller(subject), REQUEST_ID);
     // Assess
     expect(name).toMatch(STS_SESSION_NAME);
   });
@@ -43,7 +39,7 @@ describe('roleSessionName', () => {
   it('holds for arbitrary subjects and request ids', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ maxLength: 80 }), (subject, rid) => {
-        expect(roleSessionName(principal(subject), rid)).toMatch(STS_SESSION_NAME);
+        expect(roleSessionName(caller(subject), rid)).toMatch(STS_SESSION_NAME);
       }),
       { numRuns: 1000 },
     );
@@ -53,36 +49,34 @@ describe('roleSessionName', () => {
     // Attack: sub "alice" at a rogue-but-allowed issuer impersonating sub "alice" of the corporate
     // IdP in CloudTrail and in any condition keyed on the session name.
     // Prepare
-    const a = principal('alice', 'https://idp-a.example.com');
-    const b = principal('alice', 'https://idp-b.example.com');
+    const a = caller('alice', 'https://idp-a.example.com');
+    const b = caller('alice', 'https://idp-b.example.com');
     // Act / Assess
     expect(roleSessionName(a, REQUEST_ID)).not.toBe(roleSessionName(b, REQUEST_ID));
   });
 
   it('differs for two subjects that sanitise alike', () => {
     // Attack: "alice/x" and "alice:x" both read "alice-x"; the hash keeps the sessions apart.
-    expect(roleSessionName(principal('alice/x'), REQUEST_ID)).not.toBe(
-      roleSessionName(principal('alice:x'), REQUEST_ID),
-    );
+    expect(roleSessionName(caller('alice/x'), REQUEST_ID)).not.toBe(roleSessionName(caller('alice:x'), REQUEST_ID));
   });
 
   it('differs per request id, so each session joins its own audit record', () => {
     // Attack: two sessions with one name cannot be told apart in CloudTrail, hiding misuse.
-    const p = principal('alice');
+    const p = caller('alice');
     expect(roleSessionName(p, REQUEST_ID)).not.toBe(roleSessionName(p, '9c1d7e2a-0b3f-4a6c-9d8e-7f6a5b4c3d2e'));
   });
 
   it('is derived from issuer and subject only, not from other (caller-influenced) claims', () => {
     // Attack: a caller choosing a display name or other claim to pose as someone else.
     // Prepare
-    const plain = principal('alice');
-    const decorated = principal('alice', undefined, { name: 'Bob the Admin', preferred_username: 'bob' });
+    const plain = caller('alice');
+    const decorated = caller('alice', undefined, { name: 'Bob the Admin', preferred_username: 'bob' });
     // Act / Assess
     expect(roleSessionName(decorated, REQUEST_ID)).toBe(roleSessionName(plain, REQUEST_ID));
   });
 
   it('keeps the subject readable at the front', () => {
-    expect(roleSessionName(principal('alice'), REQUEST_ID)).toMatch(/^alice\.[0-9a-f]{8}\.3f2b8c1e-9a4/);
+    expect(roleSessionName(caller('alice'), REQUEST_ID)).toMatch(/^alice\.[0-9a-f]{8}\.3f2b8c1e-9a4/);
   });
 });
 
@@ -92,7 +86,7 @@ describe('defaultSourceIdentity', () => {
     (subject) => {
       // Attack: SourceIdentity persists through role chaining; an invalid one fails AssumeRole and an
       // "aws:" one is reserved by AWS.
-      const id = defaultSourceIdentity(principal(subject));
+      const id = defaultSourceIdentity(caller(subject));
       expect(id).toMatch(STS_SESSION_NAME);
       expect(id.toLowerCase().startsWith('aws:')).toBe(false);
     },

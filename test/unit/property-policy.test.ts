@@ -7,7 +7,7 @@ import { loadConfig, type Profile } from '../../src/config/load.js';
 import { PolicyError, type DenialReason } from '../../src/policy/errors.js';
 import { escapeIamWildcards, MAX_KEY_BYTES } from '../../src/policy/keys.js';
 import { planIssuance, type CredentialRequest, type IssuancePlan } from '../../src/policy/plan.js';
-import type { Principal } from '../../src/policy/principal.js';
+import type { Caller } from '../../src/policy/caller.js';
 import { fillPrefix } from '../../src/policy/templates.js';
 import { evaluateSession } from '../helpers/simulate.js';
 
@@ -49,7 +49,7 @@ const PROFILES = {
 };
 type ProfileName = keyof typeof PROFILES;
 
-function principal(sub: unknown): Principal {
+function caller(sub: unknown): Caller {
   return { issuer: ISSUER, subject: 'subject', audiences: ['credvend'], claims: { sub } };
 }
 
@@ -146,7 +146,7 @@ type Outcome = { ok: true; plan: IssuancePlan } | { ok: false; reason: DenialRea
 
 function attempt(p: Profile, sub: unknown, req: CredentialRequest): Outcome {
   try {
-    return { ok: true, plan: planIssuance(p, principal(sub), req, 'req-1', { wildcardKeys: 'escape' }) };
+    return { ok: true, plan: planIssuance(p, caller(sub), req, 'req-1', { wildcardKeys: 'escape' }) };
   } catch (e) {
     // Anything but a PolicyError (a TypeError, a RangeError) would be a 500: a bug.
     if (!(e instanceof PolicyError)) throw e;

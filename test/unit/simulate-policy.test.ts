@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig, type Profile } from '../../src/config/load.js';
 import { planIssuance, type CredentialRequest } from '../../src/policy/plan.js';
-import type { Principal } from '../../src/policy/principal.js';
+import type { Caller } from '../../src/policy/caller.js';
 import { evaluateSession, simulateValidated, type Context, type PolicyDocument } from '../helpers/simulate.js';
 
 const ISSUER = 'https://gitlab.example.com';
@@ -31,7 +31,7 @@ function profile(over: Record<string, unknown> = {}, kmsKeyArn?: string): Profil
   return kmsKeyArn ? { ...p, kmsKeyArn } : p;
 }
 
-const alice: Principal = { issuer: ISSUER, subject: 'alice', audiences: ['credvend'], claims: { sub: 'alice' } };
+const alice: Caller = { issuer: ISSUER, subject: 'alice', audiences: ['credvend'], claims: { sub: 'alice' } };
 
 function sessionPolicy(req: CredentialRequest, p: Profile = profile()): PolicyDocument {
   return planIssuance(p, alice, req, 'req-1', { wildcardKeys: 'escape' }).policy.document;

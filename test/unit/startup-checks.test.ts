@@ -1,5 +1,5 @@
-// runStartupChecks: principal, credentials and KMS problems are reported together, and the
-// checked configuration carries every profile's resolved key ARN.
+// runStartupChecks: service identity, credentials and KMS problems are reported together, and
+// the checked configuration carries every profile's resolved key ARN.
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { KeyDescribeError } from '../../src/kms/resolve.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { runStartupChecks } from '../../src/startup.js';
 import { createBaseCredentials } from '../../src/sts/base-credentials.js';
-import { StsError, type CallerIdentity, type CredentialIssuer } from '../../src/sts/issuer.js';
+import { StsError, type ServiceIdentity, type Sts } from '../../src/sts/sts.js';
 import { problemsOfAsync as problemsOf } from '../helpers/config.js';
 
 const ACCT = '123456789012';
@@ -45,16 +45,17 @@ interface Setup {
   accessKeyId?: string;
   expiration?: Date | undefined;
   noCredentials?: boolean;
-  caller?: CallerIdentity | Error;
+  identity?: ServiceIdentity | Error;
   keys?: Record<string, KeyFacts | Error>;
   profiles?: Record<string, unknown>;
 }
 
 function setup(s: Setup = {}) {
   const sink = new Sink();
-  const issuer: CredentialIssuer = {
-    issue: () => Promise.reject(new Error('not used')),
-    callerIdentity: () => (s.caller instanceof Error ? Promise.reject(s.caller) : Promise.resolve(s.caller ?? TASK)),
+  const sts: Sts = {
+    assumeRole: () => Promise.reject(new Error('not used')),
+    serviceIdentity: () =>
+      s.identity instanceof Error ? Promise.reject(s.identity) : Promise.resolve(s.identity ?? TASK),
   };
   const baseCredentials = createBaseCredentials({
     source: async () => {
@@ -95,7 +96,7 @@ function setup(s: Setup = {}) {
   const run = () =>
     runStartupChecks({
       config: config(s.env, s.profiles),
-      issuer,
+      sts,
       baseCredentials,
       kms,
       logger: pino({ level: 'debug' }, sink),
@@ -104,13 +105,13 @@ function setup(s: Setup = {}) {
 }
 
 describe('runStartupChecks', () => {
-  it('passes with task-role credentials, logs the principal and resolves the KMS keys', async () => {
+  it('passes with task-role credentials, logs the service identity and resolves the KMS keys', async () => {
     const { run, sink } = setup();
     const result = await run();
     expect(result.config.profiles.get('kms')?.kmsKeyArn).toBe(KEY_ARN);
     expect(result.config.profiles.get('plain')?.kmsKeyArn).toBeUndefined();
-    expect(result.principal).toEqual(TASK);
-    expect(sink.records.find((r) => r.msg === 'running as this AWS principal')).toMatchObject({
+    expect(result.serviceIdentity).toEqual(TASK);
+    expect(sink.records.find((r) => r.msg === 'running as this AWS identity')).toMatchObject({
       account: ACCT,
       arn: TASK.arn,
       temporaryCredentials: true,
@@ -121,7 +122,7 @@ describe('runStartupChecks', () => {
     const { run } = setup({
       accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
       expiration: undefined,
-      caller: { account: ACCT, arn: `arn:aws:iam::${ACCT}:user/deploy` },
+      identity: { account: ACCT, arn: `arn:aws:iam::${ACCT}:user/deploy` },
     });
     const problems = await problemsOf(run());
     expect(problems).toHaveLength(1);
@@ -138,7 +139,7 @@ describe('runStartupChecks', () => {
     expect(sink.records.some((r) => r.level === 40 && r.msg.includes('CREDVEND_ALLOW_IAM_USER_KEYS=true'))).toBe(true);
   });
 
-  it('lists principal, identity and KMS problems together', async () => {
+  it('lists service identity and KMS problems together', async () => {
     // Prepare: a user key, and two profiles whose keys are unusable in different ways.
     const { run } = setup({
       accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
@@ -189,7 +190,7 @@ describe('runStartupChecks', () => {
   });
 
   it('refuses to start when GetCallerIdentity fails in AWS mode: the credentials are not usable', async () => {
-    const { run } = setup({ caller: new StsError('access_denied', 'InvalidClientTokenId') });
+    const { run } = setup({ identity: new StsError('access_denied', 'InvalidClientTokenId') });
     expect(await problemsOf(run())).toEqual([
       "sts:GetCallerIdentity failed (InvalidClientTokenId): the service's AWS credentials are not usable",
     ]);
@@ -200,7 +201,7 @@ describe('runStartupChecks', () => {
       env: { CREDVEND_S3_COMPATIBLE: 'true' },
       accessKeyId: 'rgwstatickey',
       expiration: undefined,
-      caller: new StsError('rejected', 'other'),
+      identity: new StsError('rejected', 'other'),
       profiles: { rgw: { roleArn: 'arn:aws:iam:::role/r', bucket: 'rgw-bucket', region: 'us-east-1', match: {} } },
     });
     await run();

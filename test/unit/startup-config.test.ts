@@ -225,7 +225,7 @@ describe('one credential source', () => {
     ['static keys alone', { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'x' }],
     ['a role alone', { AWS_ROLE_ARN: ROLE, AWS_WEB_IDENTITY_TOKEN_FILE: '/token' }],
     ['an empty key variable next to a role', { AWS_ACCESS_KEY_ID: '', AWS_ROLE_ARN: ROLE }],
-  ])('accepts %s (the principal is checked at start-up)', (_name, env) => {
+  ])('accepts %s (the service identity is checked at start-up)', (_name, env) => {
     expect(() => load({ p: profile() }, env)).not.toThrow();
   });
 });

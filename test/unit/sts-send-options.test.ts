@@ -1,4 +1,4 @@
-// The issuer calls the STS client with no send() options, so smithy's middleware cache
+// The Sts adapter calls the STS client with no send() options, so smithy's middleware cache
 // (cacheMiddleware) is used; and a caller's abort still reaches the HTTP request it started
 // (signalFor + the credvend middleware in src/aws/http-handler.ts): the socket is destroyed at
 // once and no attempt follows, as with `send(cmd, { abortSignal })`.
@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { IssuancePlan } from '../../src/policy/plan.js';
-import { createStsClient, createStsIssuer } from '../../src/sts/issuer.js';
+import { createStsClient, createSts } from '../../src/sts/sts.js';
 import { freePort } from '../helpers/net.js';
 
 const PLAN: IssuancePlan = {
@@ -63,16 +63,16 @@ const client = () =>
     maxAttempts: 3,
   });
 
-describe('the STS issuer and the SDK middleware cache', () => {
+describe('the Sts adapter and the SDK middleware cache', () => {
   it('sends with the command only (any options object would rebuild the middleware stack per call)', async () => {
     // Prepare
     hang = false;
     const c = client();
     const send = vi.spyOn(c, 'send');
-    const issuer = createStsIssuer(c);
+    const sts = createSts(c);
     // Act
-    const out = await issuer.issue(PLAN, new AbortController().signal);
-    await issuer.issue(PLAN);
+    const out = await sts.assumeRole(PLAN, new AbortController().signal);
+    await sts.assumeRole(PLAN);
     // Assess
     expect(out.accessKeyId).toBe('ASIATESTISSUED');
     expect(send.mock.calls.map((args) => args.length)).toEqual([1, 1]);
@@ -85,9 +85,9 @@ describe('the STS issuer and the SDK middleware cache', () => {
     requests = 0;
     closed.length = 0;
     const c = client();
-    const issuer = createStsIssuer(c);
+    const sts = createSts(c);
     const controller = new AbortController();
-    const call = issuer.issue(PLAN, controller.signal);
+    const call = sts.assumeRole(PLAN, controller.signal);
     while (requests === 0) await new Promise((r) => setTimeout(r, 10));
     // Act
     controller.abort(new Error('shutting down'));

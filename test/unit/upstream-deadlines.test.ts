@@ -16,12 +16,12 @@ import type { IssuancePlan } from '../../src/policy/plan.js';
 import { BaseCredentialsUnavailableError } from '../../src/sts/base-credentials.js';
 import {
   createStsClient,
-  createStsIssuer,
+  createSts,
   StsError,
   translateStsError,
-  type CredentialIssuer,
+  type Sts,
   type StsClientOptions,
-} from '../../src/sts/issuer.js';
+} from '../../src/sts/sts.js';
 import { freePort } from '../helpers/net.js';
 
 type Mode =
@@ -199,19 +199,19 @@ describe('the overall deadline', () => {
 });
 
 describe('STS that does not answer in time', () => {
-  let issuer: CredentialIssuer;
+  let sts: Sts;
   beforeAll(() => {
-    issuer = createStsIssuer(stsClient());
+    sts = createSts(stsClient());
   });
 
   it('answers normally when STS is healthy', async () => {
-    const c = await issuer.issue(PLAN);
+    const c = await sts.assumeRole(PLAN);
     expect(c).toMatchObject({ accessKeyId: 'ASIATESTISSUED', sessionToken: 'issued-token', packedPolicySize: 6 });
   });
 
   it('a hung STS is a timeout within timeout x attempts + backoff, every attempt made', async () => {
     mode = 'hang';
-    const { err, ms } = await failure(issuer.issue(PLAN));
+    const { err, ms } = await failure(sts.assumeRole(PLAN));
     expect(err).toBeInstanceOf(StsError);
     expect(err).toMatchObject({ kind: 'timeout', code: 'TimeoutError' });
     expect(ms).toBeGreaterThanOrEqual(TIMEOUT_MS * ATTEMPTS - 50);
@@ -221,14 +221,14 @@ describe('STS that does not answer in time', () => {
 
   it('a slow STS (1 s against a 300 ms timeout) is a timeout, not a late 200', async () => {
     mode = 'slow';
-    const { err, ms } = await failure(issuer.issue(PLAN));
+    const { err, ms } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'timeout' });
     expect(ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
   });
 
   it('an answer that trickles in for ever is cut by the overall deadline', async () => {
     mode = 'trickle';
-    const { err, ms } = await failure(issuer.issue(PLAN));
+    const { err, ms } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'timeout', code: 'DeadlineExceeded' });
     expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
     expect(ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
@@ -237,9 +237,9 @@ describe('STS that does not answer in time', () => {
   it('hung sockets are destroyed, not pooled: once STS recovers the next 50 calls all succeed', async () => {
     // Prepare: more hung calls than the pool has sockets (4).
     const client = stsClient({ maxAttempts: 1 });
-    const fresh = createStsIssuer(client);
+    const fresh = createSts(client);
     mode = 'hang';
-    const hung = await Promise.all(Array.from({ length: 8 }, () => failure(fresh.issue(PLAN))));
+    const hung = await Promise.all(Array.from({ length: 8 }, () => failure(fresh.assumeRole(PLAN))));
     expect(hung.every((h) => h.err instanceof StsError && h.err.kind === 'timeout')).toBe(true);
     // Act: STS is healthy again; the hung connections are still open on its side.
     mode = 'ok';
@@ -249,7 +249,7 @@ describe('STS that does not answer in time', () => {
     while (results.length < 50)
       results.push(
         ...(await Promise.allSettled(
-          Array.from({ length: Math.min(4, 50 - results.length) }, () => fresh.issue(PLAN)),
+          Array.from({ length: Math.min(4, 50 - results.length) }, () => fresh.assumeRole(PLAN)),
         )),
       );
     // Assess
@@ -259,48 +259,48 @@ describe('STS that does not answer in time', () => {
 });
 
 describe('STS failures other than timeouts', () => {
-  let issuer: CredentialIssuer;
+  let sts: Sts;
   beforeAll(() => {
-    issuer = createStsIssuer(stsClient());
+    sts = createSts(stsClient());
   });
 
   it('a reset connection is unavailable (502), not a timeout (504)', async () => {
     mode = 'reset';
-    const { err } = await failure(issuer.issue(PLAN));
+    const { err } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'unavailable', code: 'ECONNRESET' });
   });
 
   it('a 500 is unavailable, after the retries', async () => {
     mode = 'error500';
-    const { err } = await failure(issuer.issue(PLAN));
+    const { err } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'unavailable' });
     expect(requests).toBe(ATTEMPTS);
   });
 
   it('a throttling answer is throttled', async () => {
     mode = 'throttle';
-    const { err, ms } = await failure(issuer.issue(PLAN));
+    const { err, ms } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'throttled', code: 'Throttling' });
     expect(ms).toBeLessThan(DEADLINE_MS + SLACK_MS);
   });
 
   it('a malformed answer is unavailable', async () => {
     mode = 'malformed';
-    const { err } = await failure(issuer.issue(PLAN));
+    const { err } = await failure(sts.assumeRole(PLAN));
     expect(err).toMatchObject({ kind: 'unavailable' });
   });
 
   it('no StsError carries SDK text', async () => {
     mode = 'throttle';
-    const { err } = await failure(issuer.issue(PLAN));
+    const { err } = await failure(sts.assumeRole(PLAN));
     expect(err instanceof Error && err.message).toBe('STS call failed: throttled (Throttling)');
   });
 });
 
 describe('an oversized STS answer (5 MB)', () => {
-  let issuer: CredentialIssuer;
+  let sts: Sts;
   beforeAll(() => {
-    issuer = createStsIssuer(stsClient());
+    sts = createSts(stsClient());
   });
 
   it.each<Mode>(['oversize', 'oversize-chunked'])(
@@ -308,7 +308,7 @@ describe('an oversized STS answer (5 MB)', () => {
     async (m) => {
       mode = m;
       const rssBefore = process.memoryUsage().rss;
-      const { err, ms } = await failure(issuer.issue(PLAN));
+      const { err, ms } = await failure(sts.assumeRole(PLAN));
       const grown = process.memoryUsage().rss - rssBefore;
       expect(err).toMatchObject({ kind: 'unavailable', code: 'ResponseTooLarge' });
       expect(ms).toBeLessThan(1_000);
@@ -316,7 +316,7 @@ describe('an oversized STS answer (5 MB)', () => {
       expect(grown).toBeLessThan(100 * 1024 * 1024);
       // The client is still usable afterwards.
       mode = 'ok';
-      await expect(issuer.issue(PLAN)).resolves.toMatchObject({ accessKeyId: 'ASIATESTISSUED' });
+      await expect(sts.assumeRole(PLAN)).resolves.toMatchObject({ accessKeyId: 'ASIATESTISSUED' });
     },
   );
 });
@@ -324,27 +324,27 @@ describe('an oversized STS answer (5 MB)', () => {
 describe('errors that are not STS failures', () => {
   it("the caller's abort rejects at once with the caller's reason, untranslated", async () => {
     mode = 'hang';
-    const issuer = createStsIssuer(stsClient());
+    const sts = createSts(stsClient());
     const controller = new AbortController();
     const reason = new Error('shutting down');
     setTimeout(() => controller.abort(reason), 50);
-    const { err, ms } = await failure(issuer.issue(PLAN, controller.signal));
+    const { err, ms } = await failure(sts.assumeRole(PLAN, controller.signal));
     expect(err).toBe(reason);
     expect(ms).toBeLessThan(TIMEOUT_MS);
   });
 
   it('an already aborted signal sends nothing', async () => {
-    const issuer = createStsIssuer(stsClient());
+    const sts = createSts(stsClient());
     const reason = new Error('gone');
-    const { err } = await failure(issuer.issue(PLAN, AbortSignal.abort(reason)));
+    const { err } = await failure(sts.assumeRole(PLAN, AbortSignal.abort(reason)));
     expect(err).toBe(reason);
     expect(requests).toBe(0);
   });
 
   it('the service without credentials of its own gets BaseCredentialsUnavailableError, not an STS error', async () => {
     const unavailable = new BaseCredentialsUnavailableError('expired');
-    const issuer = createStsIssuer(stsClient({ credentials: async () => Promise.reject(unavailable) }));
-    const { err } = await failure(issuer.issue(PLAN));
+    const sts = createSts(stsClient({ credentials: async () => Promise.reject(unavailable) }));
+    const { err } = await failure(sts.assumeRole(PLAN));
     expect(err).toBe(unavailable);
     expect(requests).toBe(0);
   });

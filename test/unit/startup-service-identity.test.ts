@@ -1,22 +1,24 @@
-// The rules on the service's own AWS principal. credvend can assume every profile's role, so its
+// The rules on the service's own AWS identity. credvend can assume every profile's role, so its
 // own credentials must be short-lived and tied to the running task or pod.
 import { describe, expect, it } from 'vitest';
-import { principalFindings } from '../../src/startup.js';
+import { serviceIdentityFindings } from '../../src/startup.js';
 
 const AWS = { allowIamUserKeys: false, s3Compatible: false };
 const ROLE_SESSION = 'arn:aws:sts::123456789012:assumed-role/credvend-task/3f2a';
 
-describe('principalFindings in AWS mode', () => {
+describe('serviceIdentityFindings in AWS mode', () => {
   it('accepts temporary task-role credentials', () => {
-    expect(principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: ROLE_SESSION }, AWS)).toEqual({
+    expect(
+      serviceIdentityFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, identityArn: ROLE_SESSION }, AWS),
+    ).toEqual({
       problems: [],
       warnings: [],
     });
   });
 
   it('refuses AKIA keys: a leaked long-lived key would keep working after the task is gone', () => {
-    const f = principalFindings(
-      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/deploy' },
+    const f = serviceIdentityFindings(
+      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, identityArn: 'arn:aws:iam::123456789012:user/deploy' },
       AWS,
     );
     expect(f.problems).toHaveLength(1);
@@ -27,27 +29,31 @@ describe('principalFindings in AWS mode', () => {
   });
 
   it('refuses AKIA keys even when GetCallerIdentity could not say who we are', () => {
-    expect(principalFindings({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false }, AWS).problems).toHaveLength(1);
+    expect(serviceIdentityFindings({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false }, AWS).problems).toHaveLength(
+      1,
+    );
   });
 
   it('refuses an IAM user caller with ASIA keys: GetSessionToken keys only look temporary, a user key mints them at will', () => {
-    const f = principalFindings(
-      { accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:user/ci/deploy' },
+    const f = serviceIdentityFindings(
+      { accessKeyId: 'ASIAEXAMPLE', expires: true, identityArn: 'arn:aws:iam::123456789012:user/ci/deploy' },
       AWS,
     );
-    expect(f.problems[0]).toContain('caller arn:aws:iam::123456789012:user/ci/deploy');
+    expect(f.problems[0]).toContain('identity arn:aws:iam::123456789012:user/ci/deploy');
   });
 
   it('refuses the root user: its keys own the whole account', () => {
     expect(
-      principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true, callerArn: 'arn:aws:iam::123456789012:root' }, AWS)
-        .problems,
+      serviceIdentityFindings(
+        { accessKeyId: 'ASIAEXAMPLE', expires: true, identityArn: 'arn:aws:iam::123456789012:root' },
+        AWS,
+      ).problems,
     ).toHaveLength(1);
   });
 
   it('accepts IAM user keys only when explicitly allowed, with a warning (on every start)', () => {
-    const f = principalFindings(
-      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, callerArn: 'arn:aws:iam::123456789012:user/dev' },
+    const f = serviceIdentityFindings(
+      { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', expires: false, identityArn: 'arn:aws:iam::123456789012:user/dev' },
       { ...AWS, allowIamUserKeys: true },
     );
     expect(f.problems).toEqual([]);
@@ -57,11 +63,11 @@ describe('principalFindings in AWS mode', () => {
 
   it('does not mistake a role whose name contains "user" for an IAM user', () => {
     expect(
-      principalFindings(
+      serviceIdentityFindings(
         {
           accessKeyId: 'ASIAEXAMPLE',
           expires: true,
-          callerArn: 'arn:aws:sts::123456789012:assumed-role/user-uploads/s',
+          identityArn: 'arn:aws:sts::123456789012:assumed-role/user-uploads/s',
         },
         AWS,
       ).problems,
@@ -69,22 +75,22 @@ describe('principalFindings in AWS mode', () => {
   });
 });
 
-describe('principalFindings in S3-compatible mode', () => {
+describe('serviceIdentityFindings in S3-compatible mode', () => {
   const S3C = { allowIamUserKeys: false, s3Compatible: true };
 
   it('accepts static user keys with a warning: Ceph RGW has no task roles to run as', () => {
-    const f = principalFindings({ accessKeyId: 'AKIARGWUSERKEY', expires: false }, S3C);
+    const f = serviceIdentityFindings({ accessKeyId: 'AKIARGWUSERKEY', expires: false }, S3C);
     expect(f.problems).toEqual([]);
     expect(f.warnings[0]).toContain('S3-compatible mode: running on static user keys');
   });
 
   it('warns for non-AKIA static keys too', () => {
-    const { warnings } = principalFindings({ accessKeyId: '0555b35654ad1656d804', expires: false }, S3C);
+    const { warnings } = serviceIdentityFindings({ accessKeyId: '0555b35654ad1656d804', expires: false }, S3C);
     expect(warnings.filter((w) => w.includes('static user keys'))).toHaveLength(1);
   });
 
   it('no static-key warning for temporary credentials', () => {
-    const f = principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, S3C);
+    const f = serviceIdentityFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, S3C);
     expect(f.problems).toEqual([]);
     expect(f.warnings.filter((w) => w.includes('static user keys'))).toEqual([]);
   });
@@ -92,11 +98,13 @@ describe('principalFindings in S3-compatible mode', () => {
   it('always warns that session tokens may be malleable on such servers', () => {
     // Measured on Ceph RGW 16: an edited session token can be accepted without its session
     // policy, so the operator must keep each profile role's own policy narrow.
-    const f = principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, S3C);
+    const f = serviceIdentityFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, S3C);
     expect(f.warnings).toEqual([expect.stringContaining('tampering')]);
     expect(
-      principalFindings({ accessKeyId: 'ASIAEXAMPLE', expires: true }, { allowIamUserKeys: false, s3Compatible: false })
-        .warnings,
+      serviceIdentityFindings(
+        { accessKeyId: 'ASIAEXAMPLE', expires: true },
+        { allowIamUserKeys: false, s3Compatible: false },
+      ).warnings,
     ).toEqual([]);
   });
 });

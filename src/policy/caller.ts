@@ -1,5 +1,5 @@
 /** The verified caller: only ever built from a token whose signature, iss, aud and times passed. */
-export interface Principal {
+export interface Caller {
   readonly issuer: string;
   readonly subject: string;
   readonly audiences: readonly string[];

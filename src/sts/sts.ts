@@ -1,5 +1,5 @@
-// The one module that imports @aws-sdk/client-sts. Everything else sees CredentialIssuer, the
-// subset of STS we use, so tests fake it or mock the client with aws-sdk-client-mock.
+// The one module that imports @aws-sdk/client-sts. Everything else sees Sts, the subset of STS
+// we use, so tests fake it or mock the client with aws-sdk-client-mock.
 //
 // SDK exceptions are translated here into StsError with a bounded `code`: their messages can
 // carry request details and never reach a caller, a log line or a metric label as they are.
@@ -32,18 +32,18 @@ export interface IssuedCredentials {
   readonly packedPolicySize?: number;
 }
 
-export interface CallerIdentity {
+export interface ServiceIdentity {
   readonly account: string;
   readonly arn: string;
 }
 
-export interface CredentialIssuer {
+export interface Sts {
   /**
    * Rejects with an StsError; with `signal.reason` as it is when `signal` aborts (shutdown); with
    * BaseCredentialsUnavailableError when the service has no usable credentials of its own.
    */
-  issue(plan: IssuancePlan, signal?: AbortSignal): Promise<IssuedCredentials>;
-  callerIdentity(signal?: AbortSignal): Promise<CallerIdentity>;
+  assumeRole(plan: IssuancePlan, signal?: AbortSignal): Promise<IssuedCredentials>;
+  serviceIdentity(signal?: AbortSignal): Promise<ServiceIdentity>;
 }
 
 export type StsFailure =
@@ -158,7 +158,7 @@ export interface StsClientOptions {
 }
 
 // The overall deadline of every call through a client createStsClient built, derived from its
-// timeouts; createStsIssuer finds it here so the two cannot disagree.
+// timeouts; createSts finds it here so the two cannot disagree.
 const deadlines = new WeakMap<STSClient, number>();
 
 /** One client for the process: keep-alive sockets, bounded timeouts and answers, SDK standard retries (jittered backoff). */
@@ -184,7 +184,7 @@ export function createStsClient(opts: StsClientOptions): STSClient {
   return client;
 }
 
-export function createStsIssuer(client: STSClient): CredentialIssuer {
+export function createSts(client: STSClient): Sts {
   const deadlineMs = deadlines.get(client) ?? FALLBACK_DEADLINE_MS;
 
   // Every call: bounded by the overall deadline (retries and backoff included) and by the
@@ -209,7 +209,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
   };
 
   return {
-    async issue(plan, signal) {
+    async assumeRole(plan, signal) {
       const input: AssumeRoleCommandInput = {
         RoleArn: plan.roleArn,
         RoleSessionName: plan.roleSessionName,
@@ -239,7 +239,7 @@ export function createStsIssuer(client: STSClient): CredentialIssuer {
         ...(out.PackedPolicySize !== undefined ? { packedPolicySize: out.PackedPolicySize } : {}),
       };
     },
-    async callerIdentity(signal) {
+    async serviceIdentity(signal) {
       const out = await send(signal, (abortSignal) =>
         abortSignal
           ? client.send(new GetCallerIdentityCommand({}), { abortSignal })
