@@ -19,7 +19,8 @@ import { createReadiness } from './readiness.js';
 import { runStartupChecks } from './startup.js';
 import { createBaseCredentials, defaultCredentialChain } from './sts/base-credentials.js';
 import { gateSts } from './sts/gate.js';
-import { createStsClient, createSts } from './sts/sts.js';
+import { createStsClient } from './sts/http-client.js';
+import { createSts } from './sts/sts.js';
 import { ShuttingDown } from './errors.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })

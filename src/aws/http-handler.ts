@@ -1,5 +1,5 @@
-// The one HTTP handler behind every AWS SDK client we build (STS, KMS), and the deadline every
-// call through them runs under.
+// The one HTTP handler behind every AWS SDK client we build (KMS), the deadline every upstream
+// call runs under, and the bounds src/sts/http-client.ts applies to STS alike.
 //
 // Threat model: STS and KMS are upstreams we do not control, and neither is a slow or hostile
 // answer from an S3-compatible server or a proxy in between. Without bounds:
@@ -41,7 +41,7 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 262_144;
 // A pooled socket nobody used for this long is closed by us. Below the 5 s keep-alive timeout
 // common to servers and proxies, so we never write a request onto a socket the server is closing
 // at that moment (an ECONNRESET that is nobody's fault).
-const IDLE_SOCKET_TIMEOUT_MS = 4_000;
+export const IDLE_SOCKET_TIMEOUT_MS = 4_000;
 
 /** The answer was larger than the cap: it is dropped unparsed and its socket destroyed. */
 export class ResponseTooLargeError extends Error {
@@ -95,8 +95,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
   return {
     metadata: inner.metadata,
     async handle(request, handlerOptions) {
-      const signal = requestSignals.get(request);
-      const out = await inner.handle(request, signal ? { ...handlerOptions, abortSignal: signal } : handlerOptions);
+      const out = await inner.handle(request, handlerOptions);
       const res = out.response;
       const body: unknown = res.body;
       const declared = res.headers['content-length'];
@@ -129,43 +128,6 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
       httpsAgent.destroy();
     },
   };
-}
-
-// --- a caller's abort signal, without send() options ---------------------------------------------
-
-// smithy's Client.send uses its middleware cache (cacheMiddleware) only when a call has no options
-// at all: `send(cmd, { abortSignal })` rebuilds the whole middleware stack, which cost more CPU
-// per AssumeRole than all of credvend's own work on a request. So a call's signal travels with its
-// input instead: signalFor() ties it to the command's input, the middleware below (innermost, once
-// per attempt) ties it to the HTTP request, and the handler above hands it to smithy, which
-// destroys the socket and stops retrying on abort, exactly as with the send() option.
-const inputSignals = new WeakMap<object, AbortSignal>();
-const requestSignals = new WeakMap<object, AbortSignal>();
-
-/** `input`, marked so that the SDK call made with it is aborted by `signal`. */
-export function signalFor<T extends object>(input: T, signal: AbortSignal | undefined): T {
-  if (signal) inputSignals.set(input, signal);
-  return input;
-}
-
-interface SignalArgs {
-  readonly input?: unknown;
-  readonly request?: unknown;
-}
-
-/** Adds the middleware that carries signalFor()'s signal to the request handler. */
-export function carryAbortSignals(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void {
-  const middleware = (next: (args: SignalArgs) => Promise<unknown>) => (args: SignalArgs) => {
-    const signal = typeof args.input === 'object' && args.input !== null ? inputSignals.get(args.input) : undefined;
-    if (signal && typeof args.request === 'object' && args.request !== null) requestSignals.set(args.request, signal);
-    return next(args);
-  };
-  stack.add(middleware, {
-    step: 'deserialize',
-    priority: 'low',
-    name: 'credvendAbortSignalMiddleware',
-    override: true,
-  });
 }
 
 // --- the overall deadline of one SDK call --------------------------------------------------------

@@ -1,28 +1,14 @@
-// The one module that imports @aws-sdk/client-sts. Everything else sees Sts, the subset of STS
-// we use, so tests fake it or mock the client with aws-sdk-client-mock.
+// The STS adapter: issuance plans in, IssuedCredentials or an StsError out. Everything else sees
+// Sts; underneath is a StsClient (src/sts/http-client.ts in production; tests fake it or adapt a
+// mocked SDK STSClient to it with aws-sdk-client-mock).
 //
-// SDK exceptions are translated here into StsError with a bounded `code`: their messages can
-// carry request details and never reach a caller, a log line or a metric label as they are.
-import {
-  AssumeRoleCommand,
-  GetCallerIdentityCommand,
-  STSClient,
-  type AssumeRoleCommandInput,
-} from '@aws-sdk/client-sts';
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import {
-  carryAbortSignals,
-  createHttpHandler,
-  DEFAULT_MAX_RESPONSE_BYTES,
-  DEFAULT_MAX_SOCKETS,
-  FALLBACK_DEADLINE_MS,
-  networkErrorCode,
-  signalFor,
-  upstreamDeadlineMs,
-  withDeadline,
-} from '../aws/http-handler.js';
+// Failures are translated here into StsError with a bounded `code`: upstream messages can carry
+// request details and never reach a caller, a log line or a metric label as they are.
+import type { AssumeRoleCommandInput } from '@aws-sdk/client-sts';
+import { FALLBACK_DEADLINE_MS, networkErrorCode, withDeadline } from '../aws/http-handler.js';
 import type { IssuancePlan } from '../policy/plan.js';
 import { BaseCredentialsUnavailableError } from './base-credentials.js';
+import type { StsClient } from './http-client.js';
 
 export interface IssuedCredentials {
   readonly accessKeyId: string;
@@ -143,49 +129,8 @@ function baseCredentialsFailure(err: unknown): BaseCredentialsUnavailableError |
   return undefined;
 }
 
-export interface StsClientOptions {
-  readonly region: string;
-  readonly endpoint?: string | undefined;
-  readonly credentials?: AwsCredentialIdentityProvider | undefined;
-  /** One attempt (connect, send, response headers); also the socket idle limit. */
-  readonly requestTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly maxAttempts: number;
-  /** Keep-alive sockets to STS (CREDVEND_STS_MAX_IN_FLIGHT); 64 when not given. */
-  readonly maxSockets?: number | undefined;
-  /** Largest STS answer accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES); 256 KiB when not given. */
-  readonly maxResponseBytes?: number | undefined;
-}
-
-// The overall deadline of every call through a client createStsClient built, derived from its
-// timeouts; createSts finds it here so the two cannot disagree.
-const deadlines = new WeakMap<STSClient, number>();
-
-/** One client for the process: keep-alive sockets, bounded timeouts and answers, SDK standard retries (jittered backoff). */
-export function createStsClient(opts: StsClientOptions): STSClient {
-  const client = new STSClient({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    maxAttempts: opts.maxAttempts,
-    retryMode: 'standard',
-    // The middleware stack never changes after construction: resolve it once per command type
-    // instead of on every send.
-    cacheMiddleware: true,
-    requestHandler: createHttpHandler({
-      connectTimeoutMs: opts.connectTimeoutMs,
-      requestTimeoutMs: opts.requestTimeoutMs,
-      maxSockets: opts.maxSockets ?? DEFAULT_MAX_SOCKETS,
-      maxResponseBytes: opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-    }),
-  });
-  carryAbortSignals(client.middlewareStack);
-  deadlines.set(client, upstreamDeadlineMs(opts));
-  return client;
-}
-
-export function createSts(client: STSClient): Sts {
-  const deadlineMs = deadlines.get(client) ?? FALLBACK_DEADLINE_MS;
+export function createSts(client: StsClient): Sts {
+  const deadlineMs = client.deadlineMs ?? FALLBACK_DEADLINE_MS;
 
   // Every call: bounded by the overall deadline (retries and backoff included) and by the
   // caller's signal; failures leave as StsError, except the two that are not STS's doing.
@@ -222,11 +167,7 @@ export function createSts(client: STSClient): Sts {
         SourceIdentity: plan.sourceIdentity,
         ...(plan.externalId ? { ExternalId: plan.externalId } : {}),
       };
-      // No send() options: they would turn off the SDK's middleware cache. The signal goes with
-      // the input instead (signalFor, src/aws/http-handler.ts).
-      const out = await send(signal, (abortSignal) =>
-        client.send(new AssumeRoleCommand(signalFor(input, abortSignal))),
-      );
+      const out = await send(signal, (abortSignal) => client.assumeRole(input, abortSignal));
       const c = out.Credentials;
       if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
         throw new StsError('unavailable', 'IncompleteResponse');
@@ -240,11 +181,7 @@ export function createSts(client: STSClient): Sts {
       };
     },
     async serviceIdentity(signal) {
-      const out = await send(signal, (abortSignal) =>
-        abortSignal
-          ? client.send(new GetCallerIdentityCommand({}), { abortSignal })
-          : client.send(new GetCallerIdentityCommand({})),
-      );
+      const out = await send(signal, (abortSignal) => client.getCallerIdentity(abortSignal));
       return { account: out.Account ?? '', arn: out.Arn ?? '' };
     },
   };

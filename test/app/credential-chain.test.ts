@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createBaseCredentials, defaultCredentialChain } from '../../src/sts/base-credentials.js';
-import { createStsClient, createSts } from '../../src/sts/sts.js';
+import { createStsClient } from '../../src/sts/http-client.js';
+import { createSts } from '../../src/sts/sts.js';
 import {
   callerIdentityReply,
   containerCredentialsReply,

@@ -15,6 +15,7 @@ import { streamSink, type AuditSink } from '../../src/audit/sink.js';
 import { loadConfig, withProfiles, type Config } from '../../src/config/load.js';
 import { createMetrics, type Metrics } from '../../src/metrics/metrics.js';
 import { createReadiness, type Readiness } from '../../src/readiness.js';
+import type { StsClient } from '../../src/sts/http-client.js';
 import { createSts, type Sts } from '../../src/sts/sts.js';
 import type { GrantReuse } from '../../src/sts/reuse.js';
 
@@ -193,7 +194,7 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
   readiness.addCheck('audit_log', () => auditLog.writable()); // as server.ts wires it
   const app = await buildApp({
     config,
-    sts: (opts.wrapSts ?? ((i) => i))(createSts(client)),
+    sts: (opts.wrapSts ?? ((i) => i))(createSts(sdkStsClient(client))),
     audit: auditLog,
     metrics,
     logger,
@@ -218,5 +219,17 @@ export async function buildHarness(opts: HarnessOptions = {}): Promise<Harness> 
       capture([...audit.lines, ...log.lines]);
       sts.restore();
     },
+  };
+}
+
+/**
+ * A (mocked) SDK STSClient as the StsClient src/sts/sts.ts calls: the app suites fake STS answers
+ * and read the AssumeRole inputs with aws-sdk-client-mock, in the SDK's own names.
+ */
+export function sdkStsClient(client: STSClient): StsClient {
+  return {
+    assumeRole: (input, signal) => client.send(new AssumeRoleCommand(input), signal ? { abortSignal: signal } : {}),
+    getCallerIdentity: (signal) => client.send(new GetCallerIdentityCommand({}), signal ? { abortSignal: signal } : {}),
+    destroy: () => client.destroy(),
   };
 }

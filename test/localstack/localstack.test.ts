@@ -18,7 +18,8 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { createReadiness } from '../../src/readiness.js';
 import { runStartupChecks } from '../../src/startup.js';
 import { createBaseCredentials } from '../../src/sts/base-credentials.js';
-import { createStsClient, createSts } from '../../src/sts/sts.js';
+import { createStsClient } from '../../src/sts/http-client.js';
+import { createSts } from '../../src/sts/sts.js';
 import { LineSink } from '../helpers/app.js';
 
 const IMAGE = 'localstack/localstack:3.8';
