@@ -52,11 +52,12 @@ async function main(argv: string[]): Promise<void> {
     );
     return;
   }
-  // Asynchronous stdout: sonic-boom coalesces lines while a write is in flight, instead of a
-  // blocking write syscall per line on the hot path.
+  // Asynchronous, buffered stdout: sonic-boom writes once LOG_BUFFER_BYTES have gathered (or
+  // LOG_FLUSH_MS have passed), instead of one write syscall per access line on the hot path; the
+  // buffer is flushed at exit. Audit records never take this path (src/audit/sink.ts).
   const logger = pino(
     { level: config.env.CREDVEND_LOG_LEVEL, base: { service: 'credvend' }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: 1, sync: false }),
+    pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS }),
   );
 
   const env = config.env;
@@ -189,7 +190,12 @@ async function main(argv: string[]): Promise<void> {
   await app.listen({ host: env.CREDVEND_HOST, port: env.CREDVEND_PORT });
   readiness.set('ready');
   logger.info({ version: VERSION, profiles: config.profiles.size }, 'credvend ready');
+  logger.flush(); // supervisors and tests wait for this line
 }
+
+// A few dozen access lines per write; a line waits at most LOG_FLUSH_MS.
+const LOG_BUFFER_BYTES = 8192;
+const LOG_FLUSH_MS = 200;
 
 function checkAuditPath(spec: string): string | undefined {
   if (spec === 'stdout') return undefined;

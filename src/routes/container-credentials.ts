@@ -16,7 +16,7 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
           querystring: containerQuery,
           response: { 200: containerCredentialsResponse, ...errorResponses },
         },
-        onRequest: deps.authenticateHook,
+        onRequest: app.authenticate,
         config: { decision: true, rawTokenAuth: true, rateLimit: {} },
       },
       async (request, reply) => {

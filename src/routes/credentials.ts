@@ -15,7 +15,7 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
           querystring: credentialsQuery,
           response: { 200: credentialsAnyFormat, ...errorResponses },
         },
-        onRequest: deps.authenticateHook,
+        onRequest: app.authenticate,
         config: { decision: true, rateLimit: {} },
       },
       async (request, reply) => {

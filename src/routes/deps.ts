@@ -1,4 +1,3 @@
-import type { onRequestHookHandler } from 'fastify';
 import type { Config } from '../config/load.js';
 import type { PresignedVendor } from '../presigned.js';
 import type { Vendor } from '../vend.js';
@@ -8,6 +7,4 @@ export interface RouteDeps {
   readonly vendor: Vendor;
   /** Presigned mode (profiles with `delivery: presigned`). */
   readonly presigner: PresignedVendor;
-  /** Verifies the bearer token and sets request.caller, or throws a 401. */
-  readonly authenticateHook: onRequestHookHandler;
 }

@@ -15,7 +15,7 @@ export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
           body: presignedBody,
           response: { 200: presignedResponse, ...errorResponses },
         },
-        onRequest: deps.authenticateHook,
+        onRequest: app.authenticate,
         config: { decision: true, rateLimit: {} },
       },
       async (request, reply) => {

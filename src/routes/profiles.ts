@@ -16,7 +16,7 @@ export function profilesRoute(deps: RouteDeps): FastifyPluginAsyncZod {
           summary: 'The profiles this token may use',
           response: { 200: profilesResponse, 401: errorResponses[401] },
         },
-        onRequest: deps.authenticateHook,
+        onRequest: app.authenticate,
       },
       async (request, reply) => {
         const caller = request.caller!;

@@ -1,5 +1,6 @@
 // Test harness: a real buildApp() with a mocked STS client (aws-sdk-client-mock), an in-memory
 // audit log and app log, and a test JWT issuer whose key the config trusts as a PEM.
+import type { Redis } from 'ioredis';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -150,7 +151,7 @@ export interface HarnessOptions {
   profiles?: Record<string, unknown>;
   env?: Record<string, string>;
   issuers?: unknown[];
-  rateLimitRedis?: unknown;
+  rateLimitRedis?: Redis;
   /** Where audit lines go (default: the harness's LineSink). */
   auditSink?: AuditSink;
   /** Wraps the Sts adapter over the mocked STS client (admission control, faults). */

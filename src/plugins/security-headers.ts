@@ -1,7 +1,8 @@
 // Security headers from helmet, computed once. credvend's headers never vary per request (no CSP
 // nonces: it serves JSON only), and @fastify/helmet rebuilds helmet's middleware on every
 // request, which measured as one of the larger per-request costs on the issuance path.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import helmet from 'helmet';
 
 type HelmetOptions = Parameters<typeof helmet>[0];
@@ -23,10 +24,17 @@ export function securityHeaders(options: HelmetOptions): Readonly<Record<string,
   return Object.freeze(headers);
 }
 
-export function registerSecurityHeaders(app: FastifyInstance, options: HelmetOptions): void {
-  const headers = securityHeaders(options);
+// A JSON API: no document may load anything, so CSP is only default-src/frame-ancestors 'none'.
+const API_HEADERS: HelmetOptions = {
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+};
+
+const securityHeadersPlugin: FastifyPluginAsync = async (app) => {
+  const headers = securityHeaders(API_HEADERS);
   app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(headers);
     done();
   });
-}
+};
+
+export default fp(securityHeadersPlugin, { name: 'credvend-security-headers', fastify: '5.x' });
