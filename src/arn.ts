@@ -201,6 +201,26 @@ function resourceType(resource: string): string | undefined {
 }
 
 /**
+ * The ARN when it is an IAM ARN of resource type `type` (`role/...`, `policy/...`) without a
+ * region; account, path and name are left to the caller.
+ */
+function parseIamArn(text: string, type: 'role' | 'policy'): ArnResult<Arn> {
+  const parsed = parseArn(text);
+  if (!parsed.ok) return parsed;
+  const arn = parsed.value;
+
+  const actual = resourceType(arn.resource);
+  if (arn.service !== 'iam' || actual !== type) {
+    if (arn.service === 'iam' && (actual === undefined || !IAM_RESOURCE_TYPES.has(actual))) {
+      return fail(`resource must be ${type}/<path><name>`);
+    }
+    return fail(`expected an IAM ${type} ARN, got ${describe(arn)}`);
+  }
+  if (arn.region !== '') return fail('IAM ARNs must not have a region');
+  return parsed;
+}
+
+/**
  * Split the part after `role/` or `policy/` into IAM path and name and
  * validate both. The path is everything up to and including the last '/'.
  */
@@ -243,18 +263,10 @@ function splitIamPathAndName(
  * ARN always carries the account.
  */
 export function parseRoleArn(text: string, opts?: { allowMissingAccount?: boolean }): ArnResult<RoleArn> {
-  const parsed = parseArn(text);
+  const parsed = parseIamArn(text, 'role');
   if (!parsed.ok) return parsed;
   const arn = parsed.value;
 
-  const type = resourceType(arn.resource);
-  if (arn.service !== 'iam' || type !== 'role') {
-    if (arn.service === 'iam' && (type === undefined || !IAM_RESOURCE_TYPES.has(type))) {
-      return fail('resource must be role/<path><name>');
-    }
-    return fail(`expected an IAM role ARN, got ${describe(arn)}`);
-  }
-  if (arn.region !== '') return fail('IAM ARNs must not have a region');
   if (arn.account === '') {
     if (opts?.allowMissingAccount !== true) return fail('account is missing (must be 12 digits)');
   } else if (!isTwelveDigits(arn.account)) {
@@ -274,18 +286,10 @@ export function parseRoleArn(text: string, opts?: { allowMissingAccount?: boolea
  * Account `aws` marks an AWS-managed policy.
  */
 export function parseManagedPolicyArn(text: string): ArnResult<PolicyArn> {
-  const parsed = parseArn(text);
+  const parsed = parseIamArn(text, 'policy');
   if (!parsed.ok) return parsed;
   const arn = parsed.value;
 
-  const type = resourceType(arn.resource);
-  if (arn.service !== 'iam' || type !== 'policy') {
-    if (arn.service === 'iam' && (type === undefined || !IAM_RESOURCE_TYPES.has(type))) {
-      return fail('resource must be policy/<path><name>');
-    }
-    return fail(`expected an IAM policy ARN, got ${describe(arn)}`);
-  }
-  if (arn.region !== '') return fail('IAM ARNs must not have a region');
   const awsManaged = arn.account === 'aws';
   if (!awsManaged && !isTwelveDigits(arn.account)) {
     return fail("account must be 12 digits or 'aws'");

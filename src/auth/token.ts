@@ -7,6 +7,7 @@
 // lifetime, so a leaked token cannot outlive its issuer's normal rotation), back-dated minting
 // clocks (`iat` in the future beyond the skew), and unknown critical extensions (`crit`).
 // Every rejection carries one of a fixed set of reasons: a caller's text is never echoed.
+import { asList } from '../one-or-many.js';
 import { isJsonObject, parseStrictJson, StrictJsonError, type JsonObject, type JsonValue } from './strict-json.js';
 
 export type RejectReason =
@@ -105,7 +106,7 @@ export interface ClaimRules {
 const isNumericDate = (v: JsonValue | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** Checks exp / nbf / iat / aud; returns the token's audiences. */
-export function checkClaims(payload: JsonObject, rules: ClaimRules): string[] {
+export function checkClaims(payload: JsonObject, rules: ClaimRules): readonly string[] {
   const now = rules.now / 1000;
   const skew = rules.clockSkewSeconds;
   const { exp, nbf, iat } = payload;
@@ -119,9 +120,8 @@ export function checkClaims(payload: JsonObject, rules: ClaimRules): string[] {
     throw new TokenRejectedError('lifetime exceeds the issuer maximum');
   if (nbf !== undefined && nbf > now + skew) throw new TokenRejectedError('not valid yet (nbf)');
   if (iat !== undefined && iat > now + skew) throw new TokenRejectedError('issued in the future (iat)');
-  const aud = payload.aud;
-  const list =
-    typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? aud : [];
+  const aud = asList(payload.aud) ?? [];
+  const list = aud.every((a): a is string => typeof a === 'string') ? aud : [];
   if (!list.some((a) => rules.audiences.includes(a))) throw new TokenRejectedError('audience not accepted');
   return list;
 }

@@ -3,6 +3,7 @@
 import { extname } from 'node:path';
 import type { z } from 'zod';
 import { parseRoleArn, type Partition } from '../arn.js';
+import { CONTROL_CHARS } from '../policy/keys.js';
 import { ConfigFileTooLargeError, readConfigFile } from './file.js';
 import { parseJsonStrict } from './json.js';
 import { parseYamlBounded } from './yaml.js';
@@ -25,12 +26,13 @@ export interface Config {
 /** Problems shown in the message: the first few are enough to act on, and the rest are counted. */
 export const MAX_LISTED_PROBLEMS = 50;
 const MAX_PROBLEM_CHARS = 300;
+const CONTROL_CHARS_ALL = new RegExp(CONTROL_CHARS.source, 'g');
 
 // One problem, one bounded line: names and values from the file (a profile name can be a
 // megabyte long, or hold a newline that fakes another problem line) are shown cut and escaped.
 function problemLine(p: string): string {
   const cut = p.length > MAX_PROBLEM_CHARS ? `${p.slice(0, MAX_PROBLEM_CHARS)}…` : p;
-  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return cut.replace(CONTROL_CHARS_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export class ConfigError extends Error {

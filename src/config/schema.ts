@@ -2,6 +2,7 @@
 // validated: everything downstream receives a frozen, typed Config.
 import { z } from 'zod';
 import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
+import { asList } from '../one-or-many.js';
 import { hasIamSpecialChars, keyPathProblems } from '../policy/keys.js';
 import {
   clampDuration,
@@ -43,19 +44,17 @@ function record<V extends z.ZodType>(key: z.ZodType<string, string>, value: V, m
   return mapping(ownKey, value, max, what).transform((m) => Object.fromEntries(m));
 }
 
+/** One value or a non-empty list of them (read as a list with asList, src/one-or-many.ts). */
+const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1)]);
+
 /** A claim condition: exact string, or a glob with `*` (any run of characters). */
 const claimCondition = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 
 export const matchSchema = z
   .object({
-    iss: z.union([nonEmpty, z.array(nonEmpty).min(1)]).optional(),
-    aud: z.union([nonEmpty, z.array(nonEmpty).min(1)]).optional(),
-    claims: record(
-      nonEmpty,
-      z.union([claimCondition, z.array(claimCondition).min(1)]),
-      100,
-      'claim conditions',
-    ).default({}),
+    iss: oneOrMany(nonEmpty).optional(),
+    aud: oneOrMany(nonEmpty).optional(),
+    claims: record(nonEmpty, oneOrMany(claimCondition), 100, 'claim conditions').default({}),
   })
   .strict();
 
@@ -415,7 +414,7 @@ export const fileSchemaFor = (opts: SchemaOptions) =>
       // issuer A and subject "x" of issuer B (which B's owner may mint at will) in the same space.
       if (file.issuers.length < 2) return;
       for (const [name, p] of file.profiles) {
-        const iss = p.match.iss === undefined ? [] : Array.isArray(p.match.iss) ? p.match.iss : [p.match.iss];
+        const iss = asList(p.match.iss) ?? [];
         if (iss.length !== 1 && /\{/.test(p.prefix) && !p.prefix.includes('{iss}')) {
           ctx.addIssue({
             code: 'custom',
@@ -426,8 +425,6 @@ export const fileSchemaFor = (opts: SchemaOptions) =>
         }
       }
     });
-
-export const fileSchema = fileSchemaFor({ s3Compatible: false });
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -518,7 +515,6 @@ export const envSchema = z
     { when: () => true },
   ); // also when another variable is invalid: every problem in one pass
 
-export type FileConfig = z.output<typeof fileSchema>;
 export type ProfileConfig = z.output<typeof profileSchema>;
 export type IssuerConfig = z.output<typeof issuerSchema>;
 export type EnvConfig = z.output<typeof envSchema>;

@@ -2,10 +2,8 @@
 // matches (fail closed). Runs before any AWS call.
 import type { MatchConfig } from '../config/schema.js';
 import { PolicyError } from './errors.js';
+import { asList } from '../one-or-many.js';
 import { scalarClaim, type Caller } from './caller.js';
-
-const asList = <T>(v: T | readonly T[] | undefined): readonly T[] | undefined =>
-  v === undefined ? undefined : Array.isArray(v) ? (v as readonly T[]) : [v as T];
 
 /** Glob with `*` as "any run of characters"; everything else literal. Anchored at both ends. */
 export function globMatch(pattern: string, value: string): boolean {

@@ -24,8 +24,8 @@ export function hasIamSpecialChars(key: string): boolean {
   return /[*?$]/.test(key);
 }
 
-// C0, DEL and C1 controls: invisible in logs and consoles, used to spoof audit records.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** C0, DEL and C1 controls: invisible in logs and consoles, used to spoof audit records and log lines. */
+export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Lone surrogates cannot be encoded as UTF-8 (String#isWellFormed is false for them); S3 would
 // store something other than what we granted.
 
@@ -38,7 +38,7 @@ export function keyPathProblems(key: string, kind: 'key' | 'prefix'): string[] {
   const problems: string[] = [];
   if (kind === 'key' && key.length === 0) problems.push('must not be empty');
   if (kind === 'prefix' && key !== '' && !key.endsWith('/')) problems.push("must end with '/'");
-  if (CONTROL.test(key)) problems.push('must not contain control characters');
+  if (CONTROL_CHARS.test(key)) problems.push('must not contain control characters');
   if (!key.isWellFormed()) problems.push('must be valid Unicode');
   if (key.startsWith('/')) problems.push("must not start with '/'");
   if (key.includes('//')) problems.push("must not contain '//'");

@@ -8,9 +8,13 @@ export const ROLE_CHAINING_MAX_SECONDS = 3600;
 export const MIN_DURATION_SECONDS = 900;
 export const MAX_DURATION_SECONDS = 43_200;
 
-/** Replaces every character outside STS's `[\w+=,.@-]` with '-'. */
+/** The characters STS allows in a RoleSessionName and a SourceIdentity: `[\w+=,.@-]`. */
+export const STS_NAME_CHARS = String.raw`\w+=,.@-`;
+const STS_UNSAFE = new RegExp(`[^${STS_NAME_CHARS}]`, 'g');
+
+/** Replaces every character outside STS_NAME_CHARS with '-'. */
 export function stsSafe(value: string): string {
-  return value.replace(/[^\w+=,.@-]/g, '-');
+  return value.replace(STS_UNSAFE, '-');
 }
 
 /**

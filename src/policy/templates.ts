@@ -3,6 +3,7 @@
 import { PolicyError } from './errors.js';
 import { scalarClaim } from './caller.js';
 import { encodeClaimSegment } from './keys.js';
+import { STS_NAME_CHARS } from './session.js';
 
 /** A `{claim}` placeholder (global: use with replace/matchAll); the configuration checks templates with it. */
 export const PLACEHOLDER = /\{([A-Za-z0-9_.:-]+)\}/g;
@@ -33,7 +34,7 @@ export function fillPrefix(template: string, claims: Readonly<Record<string, unk
 // never altered: a value outside the allowed characters is refused rather than rewritten (a
 // rewrite could make two identities look alike).
 const TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
-const SOURCE_IDENTITY = /^[\w+=,.@-]{2,64}$/;
+const SOURCE_IDENTITY = new RegExp(`^[${STS_NAME_CHARS}]{2,64}$`);
 
 export function fillTag(template: string, claims: Readonly<Record<string, unknown>>): string {
   const value = fill(template, claims, (v, claim) => {

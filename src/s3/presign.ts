@@ -14,7 +14,7 @@
 // is derived once per session and day). The output is the SDK's, byte for byte: the first use
 // signs a probe both ways and keeps the direct path only when they agree (otherwise, e.g. for a
 // bucket shape this code does not know, every URL of that bucket goes through the SDK as
-// before), and test/unit/presign-compat.test.ts compares the two over many keys.
+// before), and test/unit/s3-presign.test.ts compares the two over many keys.
 import { createHash, createHmac } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';

@@ -27,21 +27,20 @@ import {
   ROOT,
   s3Client,
   secrets,
-  startCredvend,
   startIssuer,
   startRgw,
   tempRoot,
-  type Credvend,
   type Issuer,
   type Rgw,
 } from '../helpers/e2e.js';
+import { startService, type Service } from '../helpers/service-process.js';
 
 const SCREENSHOT = join(ROOT, '.tmp/browser/browser-upload.png');
 
 let root: string;
 let rgw: Rgw;
 let issuer: Issuer;
-let svc: Credvend;
+let svc: Service;
 let site: StaticSite; // allowed by credvend and by the bucket's CORS rule
 let stranger: StaticSite; // the same page, from an origin nobody allowed
 let browser: Browser;
@@ -61,7 +60,7 @@ beforeAll(async () => {
   ]);
   for (const r of started) if (r.status === 'rejected') throw r.reason;
   [site, stranger] = await Promise.all([serveStatic(pageDir), serveStatic(pageDir)]);
-  svc = await startCredvend({ dir: root, rgw, issuer, name: 'svc', env: { CREDVEND_CORS_ORIGINS: site.origin } });
+  svc = await startService({ dir: root, rgw, issuer, name: 'svc', env: { CREDVEND_CORS_ORIGINS: site.origin } });
   await allowBucketCors(rgw, BUCKET, [site.origin]);
   admin = s3Client(rgw, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
   alice = await issuer.sign({ sub: 'alice' }, { expiresIn: '30m' });

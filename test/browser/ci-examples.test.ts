@@ -21,15 +21,14 @@ import {
   ROOT,
   run,
   s3Client,
-  startCredvend,
   startIssuer,
   startRgw,
   tempRoot,
-  type Credvend,
   type Issuer,
   type Rgw,
   type RunResult,
 } from '../helpers/e2e.js';
+import { startService, type Service } from '../helpers/service-process.js';
 
 const GITLAB = 'https://gitlab.example.com';
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -42,7 +41,7 @@ const readYaml = (file: string): Yaml => parseYaml(readFileSync(join(ROOT, 'exam
 let root: string;
 let rgw: Rgw;
 let issuer: Issuer;
-let svc: Credvend;
+let svc: Service;
 let admin: S3Client;
 let artifact: Buffer;
 
@@ -54,7 +53,7 @@ beforeAll(async () => {
     startIssuer().then((i) => (issuer = i)),
   ]);
   for (const r of started) if (r.status === 'rejected') throw r.reason;
-  svc = await startCredvend({ dir: root, rgw, issuer, name: 'svc', profiles: exampleProfiles() });
+  svc = await startService({ dir: root, rgw, issuer, name: 'svc', profiles: exampleProfiles() });
   admin = s3Client(rgw, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
   artifact = randomBytes(64 * 1024);
 });

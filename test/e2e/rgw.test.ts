@@ -32,24 +32,23 @@ import {
   s3Client,
   secrets,
   sleep,
-  startCredvend,
   startIssuer,
   startRgw,
   tempRoot,
   vend,
   vendRaw,
-  type Credvend,
   type Issuer,
   type Rgw,
 } from '../helpers/e2e.js';
+import { startService, type Service } from '../helpers/service-process.js';
 
 const FIXTURE = join(ROOT, 'test/e2e/fixtures/s3-put.mjs');
 
 let root: string;
 let rgw: Rgw;
 let issuer: Issuer;
-let svc: Credvend;
-let second: Credvend | undefined; // CREDVEND_WILDCARD_KEYS=escape, also stopped by the shutdown test
+let svc: Service;
+let second: Service | undefined; // CREDVEND_WILDCARD_KEYS=escape, also stopped by the shutdown test
 let admin: S3Client;
 let alice: string;
 
@@ -63,7 +62,7 @@ beforeAll(async () => {
     startIssuer().then((i) => (issuer = i)),
   ]);
   for (const r of started) if (r.status === 'rejected') throw r.reason;
-  svc = await startCredvend({ dir: root, rgw, issuer, name: 'svc' });
+  svc = await startService({ dir: root, rgw, issuer, name: 'svc' });
   admin = s3Client(rgw, { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
   alice = await issuer.sign({ sub: 'alice' });
 });
@@ -203,7 +202,7 @@ describe('download credentials', () => {
 
 describe('keys with IAM wildcards', () => {
   it('escape mode (explicit CREDVEND_WILDCARD_KEYS=escape): a grant for "star*.txt" never admits what the wildcard would match', async () => {
-    second = await startCredvend({ dir: root, rgw, issuer, name: 'escape', env: { CREDVEND_WILDCARD_KEYS: 'escape' } });
+    second = await startService({ dir: root, rgw, issuer, name: 'escape', env: { CREDVEND_WILDCARD_KEYS: 'escape' } });
     const v = await vend(second, alice, { profile: 'uploads', operation: 'upload', keys: ['star*.txt', 'q?.txt'] });
     expect(v.keys).toEqual(['uploads/alice/star*.txt', 'uploads/alice/q?.txt']);
     const s3 = s3Client(rgw, credsOf(v));
@@ -730,7 +729,7 @@ describe('graceful shutdown', () => {
   it('SIGTERM while a request is in flight: the request completes, new ones are refused, exit 0', async () => {
     const target =
       second ??
-      (second = await startCredvend({
+      (second = await startService({
         dir: root,
         rgw,
         issuer,
@@ -747,7 +746,7 @@ describe('graceful shutdown', () => {
     const gate = issuer.holdJwks();
     const pending = vendRaw(target, carol, { profile: 'uploads', operation: 'upload', keys: ['drain.txt'] });
     await gate.requested;
-    target.process.kill('SIGTERM');
+    target.signal('SIGTERM');
     await sleep(300);
     const during = await fetch(`${target.adminUrl}/readyz`).then(
       (r) => r.status,
@@ -779,7 +778,7 @@ describe('secrets', () => {
     // Stopped first: pino buffers stdout, and everything must be on disk before the scan.
     await Promise.all([svc.stop(), second?.stop()]);
     const files = [svc, second]
-      .filter((s): s is Credvend => s !== undefined)
+      .filter((s): s is Service => s !== undefined)
       .flatMap((s) => [s.stdoutFile, s.stderrFile, s.auditFile]);
     expect(files.filter(existsSync).length).toBeGreaterThanOrEqual(4);
     expect(secrets.size, 'secrets recorded by the suite').toBeGreaterThan(20);

@@ -1,31 +1,20 @@
 // End-to-end harness: a real S3 + STS server (Ceph RGW on loopback, scripts/rgw/*.sh), a test
-// OIDC-style issuer serving a JWKS over HTTP, and the BUILT service (`node dist/server.js`) as its
-// own process with the environment an operator would give it. Nothing here imports src/: the
-// suite sees credvend only through its HTTP API, its logs and its audit file.
+// OIDC-style issuer serving a JWKS over HTTP, and what the suites need to drive the BUILT service
+// (`node dist/server.js`), which startService (test/helpers/service-process.ts) runs as its own
+// process with the environment an operator would give it. Nothing here imports src/: the suite
+// sees credvend only through its HTTP API, its logs and its audit file.
 //
 // Every secret the suite sees (JWTs, vended secret keys and session tokens, RGW's static secret)
 // is recorded in `secrets`, so a test can prove that none of them reached stdout, stderr or the
 // audit log.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { stringify as toYaml } from 'yaml';
 import { freePort } from './net.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -312,13 +301,21 @@ export async function startIssuer(): Promise<Issuer> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// credvend
+// credvend's profiles file (the service itself: startService, test/helpers/service-process.ts)
+
+/** The `issuers` section for the test issuer. */
+export function issuersSection(issuer: Pick<Issuer, 'jwksUri'>): Record<string, unknown>[] {
+  return [{ issuer: ISSUER, audiences: [AUDIENCE], jwksUri: issuer.jwksUri, algorithms: ['RS256'] }];
+}
 
 /** The profiles file of the suite: YAML, as an operator would write it. */
-export function profilesFile(rgw: Rgw, issuer: Issuer): Record<string, unknown> {
+export function profilesFile(
+  rgw: Pick<Rgw, 'region' | 'roleArn'>,
+  issuer: Pick<Issuer, 'jwksUri'>,
+): Record<string, unknown> {
   const common = { bucket: BUCKET, region: rgw.region };
   return {
-    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwksUri: issuer.jwksUri, algorithms: ['RS256'] }],
+    issuers: issuersSection(issuer),
     profiles: {
       uploads: {
         description: 'per-subject uploads and downloads',
@@ -362,133 +359,6 @@ export function profilesFile(rgw: Rgw, issuer: Issuer): Record<string, unknown> 
   };
 }
 
-export interface Credvend {
-  readonly url: string;
-  readonly adminUrl: string;
-  readonly dir: string;
-  readonly stdoutFile: string;
-  readonly stderrFile: string;
-  readonly auditFile: string;
-  readonly process: ChildProcess;
-  /** Resolves with the exit code once the process has exited. */
-  readonly exited: Promise<number | null>;
-  auditRecords(): Record<string, unknown>[];
-  /** Polls the audit file (written asynchronously) for a record matching `pred`. */
-  waitForAudit(pred: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
-  stop(graceMs?: number): Promise<number | null>;
-}
-
-export async function startCredvend(opts: {
-  dir: string;
-  rgw: Rgw;
-  issuer: Issuer;
-  name: string;
-  env?: Record<string, string>;
-  profiles?: Record<string, unknown>;
-}): Promise<Credvend> {
-  const dir = join(opts.dir, opts.name);
-  const configFile = join(dir, 'profiles.yaml');
-  const stdoutFile = join(dir, 'stdout.log');
-  const stderrFile = join(dir, 'stderr.log');
-  const auditFile = join(dir, 'audit.log');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(configFile, toYaml(opts.profiles ?? profilesFile(opts.rgw, opts.issuer)));
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const env = cleanEnv({
-    CREDVEND_CONFIG_FILE: configFile,
-    CREDVEND_HOST: '127.0.0.1',
-    CREDVEND_PORT: String(port),
-    CREDVEND_ADMIN_HOST: '127.0.0.1',
-    CREDVEND_ADMIN_PORT: String(adminPort),
-    CREDVEND_STS_ENDPOINT: opts.rgw.endpoint,
-    CREDVEND_S3_COMPATIBLE: 'true',
-    CREDVEND_S3_ENDPOINT: opts.rgw.endpoint,
-    CREDVEND_S3_FORCE_PATH_STYLE: 'true',
-    CREDVEND_AUDIT_LOG: auditFile,
-    CREDVEND_RATE_LIMIT_MAX: '0',
-    AWS_REGION: opts.rgw.region,
-    AWS_ACCESS_KEY_ID: opts.rgw.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: opts.rgw.secretAccessKey,
-    ...opts.env,
-  });
-  // File descriptors, not pipes: the logs survive whatever happens to this test process.
-  const out = openSync(stdoutFile, 'a');
-  const err = openSync(stderrFile, 'a');
-  const child = spawn(process.execPath, [SERVER_ENTRY], { cwd: dir, env, stdio: ['ignore', out, err] });
-  closeSync(out);
-  closeSync(err);
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const exited = new Promise<number | null>((r) =>
-    child.on('exit', (code) => {
-      process.off('exit', killOnExit);
-      r(code);
-    }),
-  );
-  let exitCode: number | null | undefined;
-  void exited.then((c) => (exitCode = c));
-
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exitCode !== undefined) {
-      throw new Error(
-        `credvend exited with ${exitCode} before it was ready:\n${tail(stderrFile)}\n${tail(stdoutFile)}`,
-      );
-    }
-    const status = await fetch(`${adminUrl}/readyz`).then(
-      (r) => r.status,
-      () => 0,
-    );
-    if (status === 200) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(
-        `credvend not ready after 30 s (last /readyz: ${status}):\n${tail(stderrFile)}\n${tail(stdoutFile)}`,
-      );
-    }
-    await sleep(50);
-  }
-
-  const auditRecords = (): Record<string, unknown>[] =>
-    existsSync(auditFile)
-      ? readFileSync(auditFile, 'utf8')
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as Record<string, unknown>)
-      : [];
-  return {
-    url: `http://127.0.0.1:${port}`,
-    adminUrl,
-    dir,
-    stdoutFile,
-    stderrFile,
-    auditFile,
-    process: child,
-    exited,
-    auditRecords,
-    async waitForAudit(pred, timeoutMs = 3000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const hit = auditRecords().find(pred);
-        if (hit) return hit;
-        if (Date.now() > until) throw new Error(`no matching audit record in ${auditFile}:\n${tail(auditFile)}`);
-        await sleep(25);
-      }
-    },
-    async stop(graceMs = 15_000) {
-      if (exitCode !== undefined) return exitCode;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
 
@@ -501,7 +371,7 @@ export interface VendResponse {
 }
 
 export async function vendRaw(
-  svc: Pick<Credvend, 'url'>,
+  svc: { readonly url: string },
   token: string | undefined,
   body: unknown,
   format?: 'json' | 'process' | 'env',
@@ -541,7 +411,11 @@ export interface Vended {
 }
 
 /** POST /v1/credentials that must succeed; returns the JSON body. */
-export async function vend(svc: Pick<Credvend, 'url'>, token: string, body: Record<string, unknown>): Promise<Vended> {
+export async function vend(
+  svc: { readonly url: string },
+  token: string,
+  body: Record<string, unknown>,
+): Promise<Vended> {
   const issuedAt = Date.now();
   const r = await vendRaw(svc, token, body);
   if (r.status !== 200 || !r.body)

@@ -14,12 +14,7 @@ import { createKmsDescriber, kmsClientFactory, KeyDescribeError } from '../../sr
 import type { IssuancePlan } from '../../src/policy/plan.js';
 import { BaseCredentialsUnavailableError } from '../../src/sts/base-credentials.js';
 import { createStsClient, type StsClient, type StsClientOptions } from '../../src/sts/http-client.js';
-import {
-  createSts,
-  StsError,
-  translateStsError,
-  type Sts,
-} from '../../src/sts/sts.js';
+import { createSts, StsError, translateStsError, type Sts } from '../../src/sts/sts.js';
 import { freePort } from '../helpers/net.js';
 
 type Mode =
