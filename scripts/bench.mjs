@@ -120,6 +120,9 @@ async function load(url, tokens, pid, body, connections = CONNECTIONS) {
 console.log('building...');
 if (!process.env.BENCH_NO_BUILD && spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }).status !== 0)
   process.exit(1);
+const startFlags = JSON.parse(readFileSync('package.json', 'utf8'))
+  .scripts.start.split(' ')
+  .filter((arg) => arg.startsWith('--'));
 const dir = mkdtempSync(join(tmpdir(), 'credvend-bench-'));
 const stubPort = await freePort();
 await start(1, 'scripts/bench/sts-stub.mjs', { STUB_PORT: String(stubPort) }, 'sts-stub ready');
@@ -182,7 +185,8 @@ const cv = await start(
     CREDVEND_AUDIT_LOG: join(dir, 'audit.log'),
   },
   'credvend ready',
-  process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
+  // As deployed: the Node flags of `npm start` (package.json; the image's entrypoint has the same).
+  [...startFlags, ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [])],
 );
 
 // F: the bare SDK loop, a process of its own per segment, pinned like the servers.

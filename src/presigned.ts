@@ -1,4 +1,4 @@
-// Presigned mode (opt-in per profile, `delivery: presigned`; SPEC §7): instead of credentials,
+// Presigned mode (opt-in per profile, `delivery: presigned`; docs/design.md §7): instead of credentials,
 // URLs for exactly the requested keys (PUT to upload, GET to download; a POST form with a
 // content-length-range where the profile sets maxObjectBytes), signed locally with a cached
 // signing session. One sts:AssumeRole per (issuer + subject, profile, operation, and everything

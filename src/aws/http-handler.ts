@@ -136,8 +136,9 @@ export function createHttpHandler(opts: HttpHandlerOptions): UpstreamHttpHandler
 // (0-based) it waits at most min(base * 2^i, 20 s), with base 1 s after throttling (50 ms after a
 // transient error). A Retry-After header may stretch a wait by up to 5 s more: that is the
 // server asking for more than our budget, and the deadline below wins.
-const THROTTLING_BACKOFF_BASE_MS = 1_000;
-const MAX_BACKOFF_MS = 20_000;
+export const THROTTLING_BACKOFF_BASE_MS = 1_000;
+export const TRANSIENT_BACKOFF_BASE_MS = 50;
+export const MAX_BACKOFF_MS = 20_000;
 
 /**
  * The longest one SDK call may take, retries included: every attempt running to its request

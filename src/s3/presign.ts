@@ -15,10 +15,11 @@
 // signs a probe both ways and keeps the direct path only when they agree (otherwise, e.g. for a
 // bucket shape this code does not know, every URL of that bucket goes through the SDK as
 // before), and test/unit/s3-presign.test.ts compares the two over many keys.
-import { createHash, createHmac } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { ALGORITHM, amzDate, deriveSigningKey, escapeUri, signature } from '../aws/sigv4.js';
+import { sha256 } from '../digest.js';
 
 export interface SigningCredentials {
   readonly accessKeyId: string;
@@ -66,30 +67,13 @@ export function widensPostPolicy(key: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // SigV4, as the SDK computes it for S3 (no double encoding of the path, unsigned payload).
 
-const ALGORITHM = 'AWS4-HMAC-SHA256';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 /** The SDK's (and SigV4's) limit on a presigned URL's lifetime. */
 const MAX_PRESIGNED_SECONDS = 604_800;
 
-/** RFC 3986 escaping as the SDK does it (encodeURIComponent, plus !'()*). */
-function escapeUri(value: string): string {
-  const encoded = encodeURIComponent(value);
-  return RESERVED.test(encoded)
-    ? encoded.replace(RESERVED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    : encoded;
-}
-const RESERVED = /[!'()*]/;
-const RESERVED_ALL = /[!'()*]/g;
-
 /** An object key in a URL path: each segment escaped, '/' kept (the SDK's greedy label). */
 export function encodeKeyPath(key: string): string {
   return key.split('/').map(escapeUri).join('/');
-}
-
-/** `20240102T030405Z` */
-function amzDate(at: Date): string {
-  const iso = at.toISOString();
-  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
 }
 
 /** A session's credentials with its SigV4 signing key, derived once per day and region. */
@@ -108,10 +92,7 @@ export function signingSession(credentials: SigningCredentials): SigningSession 
     escapedToken: escapeUri(credentials.sessionToken),
     signingKey(day, region) {
       if (cached?.day === day && cached.region === region) return cached.key;
-      const kDate = createHmac('sha256', `AWS4${credentials.secretAccessKey}`).update(day).digest();
-      const kRegion = createHmac('sha256', kDate).update(region).digest();
-      const kService = createHmac('sha256', kRegion).update('s3').digest();
-      const key = createHmac('sha256', kService).update('aws4_request').digest();
+      const key = deriveSigningKey(credentials.secretAccessKey, day, region, 's3');
       cached = { day, region, key };
       return key;
     },
@@ -153,11 +134,9 @@ export function presignUrl(
     `&X-Amz-Date=${date}&X-Amz-Expires=${expiresSeconds}&X-Amz-Security-Token=${session.escapedToken}`;
   const tail = `X-Amz-SignedHeaders=host&x-id=${method === 'PUT' ? 'PutObject' : 'GetObject'}`;
   const canonicalRequest = `${method}\n${shape.path}${keyPath}\n${head}&${tail}\nhost:${shape.host}\n\nhost\n${UNSIGNED_PAYLOAD}`;
-  const stringToSign = `${ALGORITHM}\n${date}\n${scope}\n${createHash('sha256').update(canonicalRequest).digest('hex')}`;
-  const signature = createHmac('sha256', session.signingKey(day, shape.signingRegion))
-    .update(stringToSign)
-    .digest('hex');
-  return `${shape.base}${keyPath}?${head}&X-Amz-Signature=${signature}&${tail}`;
+  const stringToSign = `${ALGORITHM}\n${date}\n${scope}\n${sha256(canonicalRequest)}`;
+  const signed = signature(session.signingKey(day, shape.signingRegion), stringToSign);
+  return `${shape.base}${keyPath}?${head}&X-Amz-Signature=${signed}&${tail}`;
 }
 
 /** A presigned POST form, as createPresignedPost makes it with one content-length-range condition. */
@@ -192,7 +171,7 @@ export function presignPostForm(
     }),
     'utf8',
   ).toString('base64');
-  const signature = createHmac('sha256', session.signingKey(day, region)).update(policy).digest('hex');
+  const signed = signature(session.signingKey(day, region), policy);
   return {
     url,
     fields: {
@@ -203,7 +182,7 @@ export function presignPostForm(
       'X-Amz-Security-Token': c.sessionToken,
       key,
       Policy: policy,
-      'X-Amz-Signature': signature,
+      'X-Amz-Signature': signed,
     },
   };
 }

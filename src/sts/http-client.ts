@@ -16,7 +16,6 @@
 // drops an oversized answer before it is parsed, the SDK standard retry mode's attempts and
 // backoff, and failures shaped as the SDK shapes them (name = the error code, $metadata with the
 // HTTP status) so src/sts/sts.ts classifies both alike.
-import { createHash, createHmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AssumeRoleCommandInput } from '@aws-sdk/client-sts';
@@ -25,9 +24,14 @@ import {
   DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_MAX_SOCKETS,
   IDLE_SOCKET_TIMEOUT_MS,
+  MAX_BACKOFF_MS,
   ResponseTooLargeError,
+  THROTTLING_BACKOFF_BASE_MS,
+  TRANSIENT_BACKOFF_BASE_MS,
   upstreamDeadlineMs,
 } from '../aws/http-handler.js';
+import { ALGORITHM, amzDate, deriveSigningKey, escapeUri, signature } from '../aws/sigv4.js';
+import { sha256 } from '../digest.js';
 
 /** What credvend reads of an AssumeRole answer (the SDK's names, so a mocked SDK client fits). */
 export interface AssumeRoleOutput {
@@ -101,12 +105,8 @@ const THROTTLING = new Set([
 const TRANSIENT_CODES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
 const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
-// The bases of src/aws/http-handler.ts's upstreamDeadlineMs: the overall deadline covers these.
-const THROTTLING_BACKOFF_BASE_MS = 1_000;
-const TRANSIENT_BACKOFF_BASE_MS = 50;
-const MAX_BACKOFF_MS = 20_000;
 
-/** Full jitter, as the SDK: a random wait up to min(base x 2^retry, 20 s). */
+/** Full jitter, as the SDK: a random wait up to min(base x 2^retry, 20 s); upstreamDeadlineMs covers it. */
 function jitteredBackoff(retry: number, throttled: boolean): number {
   const base = throttled ? THROTTLING_BACKOFF_BASE_MS : TRANSIENT_BACKOFF_BASE_MS;
   return Math.random() * Math.min(base * 2 ** retry, MAX_BACKOFF_MS);
@@ -152,21 +152,11 @@ function retryable(err: unknown): { throttled: boolean } | undefined {
 
 const STS_VERSION = '2011-06-15';
 
-/** RFC 3986 escaping (the SDK's extendedEncodeURIComponent). */
-function escapeForm(value: string): string {
-  const encoded = encodeURIComponent(value);
-  return RESERVED.test(encoded)
-    ? encoded.replace(RESERVED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    : encoded;
-}
-const RESERVED = /[!'()*]/;
-const RESERVED_ALL = /[!'()*]/g;
-
 /** AssumeRole's parameters as the awsQuery protocol writes them (lists as `Name.member.N`). */
 export function assumeRoleBody(input: AssumeRoleCommandInput): string {
   const parts = [`Action=AssumeRole&Version=${STS_VERSION}`];
   const add = (name: string, value: string | number | undefined): void => {
-    if (value !== undefined) parts.push(`${name}=${escapeForm(String(value))}`);
+    if (value !== undefined) parts.push(`${name}=${escapeUri(String(value))}`);
   };
   add('RoleArn', input.RoleArn);
   add('RoleSessionName', input.RoleSessionName);
@@ -241,16 +231,7 @@ function errorCode(xml: string): string {
 
 // --- SigV4 -----------------------------------------------------------------------------------------
 
-const ALGORITHM = 'AWS4-HMAC-SHA256';
 const CONTENT_TYPE = 'application/x-www-form-urlencoded; charset=utf-8';
-
-/** `20240102T030405Z` */
-function amzDate(at: Date): string {
-  const iso = at.toISOString();
-  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-}
-
-const sha256Hex = (data: string): string => createHash('sha256').update(data).digest('hex');
 
 /** The headers of a signed STS POST; `host` as sent (with a non-default port). */
 export function signStsRequest(
@@ -269,18 +250,16 @@ export function signStsRequest(
   const signedHeaders = token ? 'content-type;host;x-amz-date;x-amz-security-token' : 'content-type;host;x-amz-date';
   const canonical =
     `POST\n/\n\ncontent-type:${CONTENT_TYPE}\nhost:${opts.host}\nx-amz-date:${date}\n` +
-    `${token ? `x-amz-security-token:${token}\n` : ''}\n${signedHeaders}\n${sha256Hex(body)}`;
+    `${token ? `x-amz-security-token:${token}\n` : ''}\n${signedHeaders}\n${sha256(body)}`;
   const scope = `${day}/${opts.region}/sts/aws4_request`;
-  const toSign = `${ALGORITHM}\n${date}\n${scope}\n${sha256Hex(canonical)}`;
-  const signature = createHmac('sha256', opts.signingKey(opts.credentials.secretAccessKey, day))
-    .update(toSign)
-    .digest('hex');
+  const toSign = `${ALGORITHM}\n${date}\n${scope}\n${sha256(canonical)}`;
+  const signed = signature(opts.signingKey(opts.credentials.secretAccessKey, day), toSign);
   return {
     'content-type': CONTENT_TYPE,
     host: opts.host,
     'x-amz-date': date,
     ...(token ? { 'x-amz-security-token': token } : {}),
-    authorization: `${ALGORITHM} Credential=${opts.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    authorization: `${ALGORITHM} Credential=${opts.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signed}`,
   };
 }
 
@@ -289,10 +268,7 @@ function signingKeyCache(region: string): (secret: string, day: string) => Buffe
   let cached: { secret: string; day: string; key: Buffer } | undefined;
   return (secret, day) => {
     if (cached?.secret === secret && cached.day === day) return cached.key;
-    const kDate = createHmac('sha256', `AWS4${secret}`).update(day).digest();
-    const kRegion = createHmac('sha256', kDate).update(region).digest();
-    const kService = createHmac('sha256', kRegion).update('sts').digest();
-    const key = createHmac('sha256', kService).update('aws4_request').digest();
+    const key = deriveSigningKey(secret, day, region, 'sts');
     cached = { secret, day, key };
     return key;
   };

@@ -1,4 +1,4 @@
-// Grant reuse (opt-in per profile, SPEC §7): a grant identical to one issued earlier, asked for
+// Grant reuse (opt-in per profile, docs/design.md §7): a grant identical to one issued earlier, asked for
 // while those credentials still have at least `minRemainingSeconds` left, gets the same
 // credentials instead of another sts:AssumeRole; identical requests in flight together share one
 // call (single flight). STS's per-account request rate is fixed, so this is what lets a

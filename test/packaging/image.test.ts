@@ -174,6 +174,12 @@ async function processIdentity(name: string): Promise<{ uid: string; capEff: str
   return { uid: field('Uid').split(/\s+/)[1] ?? '', capEff: field('CapEff'), noNewPrivs: field('NoNewPrivs') };
 }
 
+/** The Node flags `npm start` runs the service with: the one place they are written. */
+function serviceNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start.split(' ').filter((arg) => arg.startsWith('--'));
+}
+
 describe('container image', () => {
   beforeAll(async () => {
     const why = engineUnavailable();
@@ -243,7 +249,8 @@ describe('container image', () => {
       StopSignal?: string;
     };
     expect(config.User).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
-    expect(config.Entrypoint).toEqual(['node', '/app/dist/server.js']); // exec form: node is PID 1 and gets SIGTERM
+    // Exec form: node is PID 1 and gets SIGTERM; with the Node flags of `npm start` (package.json).
+    expect(config.Entrypoint).toEqual(['node', ...serviceNodeFlags(), '/app/dist/server.js']);
     expect(Object.keys(config.ExposedPorts).sort()).toEqual(['8080/tcp', '9090/tcp']);
     expect(config.Healthcheck?.Test).toEqual(['CMD', 'node', '/app/healthcheck.mjs']);
     expect(config.StopSignal).toBe('SIGTERM');
