@@ -304,11 +304,25 @@ export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): Aud
     return writing;
   };
 
+  // The first record of a batch waits for the end of the event loop's turn (setImmediate), so
+  // every decision answered in the same turn shares its write: one thread-pool write(2) per turn
+  // under load instead of one per decision or two. While a write is in flight, records wait for it
+  // anyway (pump writes them next).
+  let scheduled = false;
+  const schedule = (): void => {
+    if (scheduled || writing) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      void pump();
+    });
+  };
+
   return {
     record(event) {
       return new Promise<void>((resolve, reject) => {
         queue.push({ line: format(event), event, resolve, reject });
-        void pump();
+        schedule();
       });
     },
     writable: () => ok,

@@ -85,6 +85,7 @@ describe('createAuditLog', () => {
   });
 
   it('concurrent records share one write (group commit), each resolved on its own', async () => {
+    // And records arriving while a write is in flight go together in the next one.
     let writes = 0;
     const lines: string[] = [];
     let release!: () => void;
@@ -104,7 +105,28 @@ describe('createAuditLog', () => {
     release();
     await Promise.all([first, ...rest]);
     expect(lines).toHaveLength(51);
-    expect(writes).toBe(2); // the first alone, the 50 that queued behind it together
+    expect(writes).toBe(1); // recorded in the same turn of the event loop: one write for all 51
+  });
+
+  it('records arriving while a write is in flight share the next write', async () => {
+    const sizes: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sink: AuditSink = {
+      async write(chunk) {
+        sizes.push(chunk.toString().split('\n').filter(Boolean).length);
+        if (sizes.length === 1) await gate;
+        return { written: chunk.length };
+      },
+      async close() {},
+    };
+    const audit = createAuditLog(sink);
+    const first = audit.record(denied('a'));
+    await new Promise((r) => setImmediate(r)); // the first write is now in flight
+    const rest = Array.from({ length: 50 }, (_, i) => audit.record(denied(`b${i}`)));
+    release();
+    await Promise.all([first, ...rest]);
+    expect(sizes).toEqual([1, 50]);
   });
 
   it('close() returns promptly even when the destination never answers', async () => {
