@@ -14,6 +14,7 @@
 // An issuer whose keys cannot be had (JWKS unreachable past the staleness bound) gives 401
 // CV_TOKEN_INVALID "signing keys unavailable": without keys there is no authenticated caller, and
 // the refusal is audited like any other unauthenticated request.
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../limits.js';
 import { createPublicKey } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { IssuerConfig } from '../config/schema.js';
@@ -33,7 +34,7 @@ export interface AuthOptions {
   readonly jwksRefreshCooldownMs?: number;
   /** Deadline of one JWKS refresh, OIDC discovery included (CREDVEND_JWKS_TIMEOUT_MS; default 3000). */
   readonly jwksTimeoutMs?: number;
-  /** Largest JWKS or discovery document accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES; default 262144). */
+  /** Largest JWKS or discovery document accepted (CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES). */
   readonly maxResponseBytes?: number;
   /** Milliseconds since the epoch (default Date.now); token times and key staleness use it. */
   readonly now?: () => number;
@@ -46,7 +47,6 @@ export type Authenticate = (request: FastifyRequest) => Promise<Caller>;
 export const DEFAULT_JWKS_REFRESH_COOLDOWN_MS = 10_000;
 export const MAX_JWKS_REFRESH_COOLDOWN_MS = 15_000;
 export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
-export const DEFAULT_MAX_RESPONSE_BYTES = 262_144;
 // Fallbacks for an IssuerConfig built without the schema's defaults (the schema sets them).
 const DEFAULT_REFRESH_SECONDS = 300;
 const DEFAULT_MAX_STALE_SECONDS = 3600;

@@ -33,11 +33,6 @@ export interface HttpHandlerOptions {
   readonly maxResponseBytes: number;
 }
 
-// Fallbacks for callers that do not pass the config values; the same as the defaults of
-// CREDVEND_STS_MAX_IN_FLIGHT and CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES in config/schema.ts.
-export const DEFAULT_MAX_SOCKETS = 64;
-export const DEFAULT_MAX_RESPONSE_BYTES = 262_144;
-
 // A pooled socket nobody used for this long is closed by us. Below the 5 s keep-alive timeout
 // common to servers and proxies, so we never write a request onto a socket the server is closing
 // at that moment (an ECONNRESET that is nobody's fault).

@@ -2,8 +2,10 @@
 // validated: everything downstream receives a frozen, typed Config.
 import { z } from 'zod';
 import { parseKmsArn, parseManagedPolicyArn, parseRoleArn } from '../arn.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS } from '../limits.js';
 import { asList } from '../one-or-many.js';
-import { hasIamSpecialChars, keyPathProblems } from '../policy/keys.js';
+import { hasIamSpecialChars, keyPathProblems, MAX_KEYS_PER_REQUEST } from '../policy/keys.js';
+import { OPERATIONS } from '../policy/session-policy.js';
 import {
   clampDuration,
   MAX_DURATION_SECONDS,
@@ -163,11 +165,8 @@ export const profileSchemaFor = (opts: SchemaOptions) =>
       // Must be empty or end with '/': without the slash, tenant "alice" + key "2/x" would reach
       // tenant "alice2"'s objects.
       prefix: prefixTemplate.default(''),
-      operations: z
-        .array(z.enum(['upload', 'download']))
-        .min(1)
-        .default(['upload', 'download']),
-      maxKeys: z.number().int().min(1).max(1000).default(10),
+      operations: z.array(z.enum(OPERATIONS)).min(1).default(['upload', 'download']),
+      maxKeys: z.number().int().min(1).max(MAX_KEYS_PER_REQUEST).default(10),
       allowPrefixGrants: z.boolean().default(false),
       versionedReads: z.boolean().default(false),
       defaultDurationSeconds: durationSeconds.default(MIN_DURATION_SECONDS),
@@ -471,13 +470,18 @@ export const envSchema = z
     CREDVEND_STS_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
     CREDVEND_ALLOW_IAM_USER_KEYS: bool.default(false),
     /** STS calls in flight at once (also the socket pool size): beyond it requests wait, then are shed. */
-    CREDVEND_STS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1024).default(64),
+    CREDVEND_STS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1024).default(DEFAULT_MAX_SOCKETS),
     /** Requests allowed to wait for an STS slot; more are shed at once with 503 CV_OVERLOADED. */
     CREDVEND_STS_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256),
     /** Longest wait for an STS slot before a 503 CV_OVERLOADED (never counted as an STS timeout). */
     CREDVEND_STS_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1000),
     /** Largest answer accepted from STS, KMS, a JWKS / discovery document or a credentials endpoint. */
-    CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(10_485_760).default(262_144),
+    CREDVEND_UPSTREAM_MAX_RESPONSE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(10_485_760)
+      .default(DEFAULT_MAX_RESPONSE_BYTES),
     /** Deadline of one fetch of the service's own credentials (container endpoint, IRSA, IMDS). */
     CREDVEND_BASE_CREDENTIALS_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3000),
     /** Deadline of one JWKS or OIDC discovery fetch. */

@@ -6,12 +6,12 @@
 // AccessDenied — or, with an alias re-pointed later, grant use of a key nobody reviewed. So every
 // profile's key is resolved once, here, to the ARN of a usable key, and anything else stops the
 // service before it serves. Every problem is collected, not just the first.
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../limits.js';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { parseKmsArn } from '../arn.js';
 import {
   createHttpHandler,
-  DEFAULT_MAX_RESPONSE_BYTES,
   FALLBACK_DEADLINE_MS,
   networkErrorCode,
   upstreamDeadlineMs,

@@ -5,6 +5,9 @@
 // and claim values are encoded injectively so two tenants can never share a prefix.
 import { PolicyError } from './errors.js';
 
+/** Keys one request may name, whatever a profile's maxKeys says (the API and the profiles file). */
+export const MAX_KEYS_PER_REQUEST = 1000;
+
 export const MAX_KEY_BYTES = 1024;
 
 /**

@@ -7,7 +7,9 @@ import { s3BucketArn, s3ObjectArn, type Partition } from '../arn.js';
 import { PolicyError } from './errors.js';
 import { escapeIamWildcards } from './keys.js';
 
-export type Operation = 'upload' | 'download';
+/** What a grant is for; the one list the API and the profiles file validate against. */
+export const OPERATIONS = ['upload', 'download'] as const;
+export type Operation = (typeof OPERATIONS)[number];
 
 /** STS rejects a plaintext inline session policy over 2048 characters. */
 export const MAX_POLICY_CHARS = 2048;

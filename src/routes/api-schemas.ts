@@ -1,9 +1,11 @@
 // Request schemas (zod), shared by the routes and the OpenAPI document.
 import { z } from 'zod';
+import { MAX_KEYS_PER_REQUEST } from '../policy/keys.js';
 import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from '../policy/session.js';
+import { OPERATIONS } from '../policy/session-policy.js';
 
 export const profileName = z.string().min(1).max(64);
-export const operation = z.enum(['upload', 'download']);
+export const operation = z.enum(OPERATIONS);
 // Keys are validated in full by the policy core; here only shape and bounds, so a huge body is
 // refused before any work.
 export const objectKey = z.string().max(2048);
@@ -12,7 +14,7 @@ export const credentialsBody = z
   .object({
     profile: profileName,
     operation,
-    keys: z.array(objectKey).min(1).max(1000).optional(),
+    keys: z.array(objectKey).min(1).max(MAX_KEYS_PER_REQUEST).optional(),
     prefix: objectKey.optional(),
     durationSeconds: z.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS).optional(),
   })
@@ -27,7 +29,7 @@ export const containerParams = z.object({ profile: profileName });
 export const containerQuery = z
   .object({
     operation,
-    key: z.union([objectKey, z.array(objectKey).min(1).max(1000)]).optional(),
+    key: z.union([objectKey, z.array(objectKey).min(1).max(MAX_KEYS_PER_REQUEST)]).optional(),
     prefix: objectKey.optional(),
     durationSeconds: z.coerce.number().int().min(MIN_DURATION_SECONDS).max(MAX_DURATION_SECONDS).optional(),
   })
@@ -126,7 +128,7 @@ export const presignedBody = z
   .object({
     profile: profileName,
     operation,
-    keys: z.array(objectKey).min(1).max(1000),
+    keys: z.array(objectKey).min(1).max(MAX_KEYS_PER_REQUEST),
     expiresSeconds: z
       .number()
       .int()

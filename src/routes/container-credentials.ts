@@ -1,6 +1,7 @@
 // GET /v1/container-credentials/:profile: the AWS container-credentials protocol, so any AWS SDK
 // or the CLI can use credvend through AWS_CONTAINER_CREDENTIALS_FULL_URI and
 // AWS_CONTAINER_AUTHORIZATION_TOKEN (which the SDKs send as the bare Authorization value).
+import { asList } from '../one-or-many.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { RouteDeps } from './deps.js';
 import { containerCredentialsResponse, containerParams, containerQuery, errorResponses } from './api-schemas.js';
@@ -21,7 +22,8 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
       },
       async (request, reply) => {
         const { key, ...rest } = request.query;
-        const req = key === undefined ? rest : { ...rest, keys: Array.isArray(key) ? key : [key] };
+        const keys = asList(key);
+        const req = keys === undefined ? rest : { ...rest, keys };
         const { credentials: c } = await deps.vendor.vend(
           request.caller!,
           request.params.profile,

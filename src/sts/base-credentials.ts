@@ -14,11 +14,11 @@
 //    credvend_base_credentials_refresh_failures_total, so an alert fires before the service loses
 //    its identity rather than after; canSign() drives /readyz;
 //  - the last access key id is kept for the start-up check that refuses long-lived IAM user keys.
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../limits.js';
 import { defaultProvider, type DefaultProviderInit } from '@aws-sdk/credential-provider-node';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { Logger } from 'pino';
-import { DEFAULT_MAX_RESPONSE_BYTES } from '../aws/http-handler.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ContainerCredentialsError, fromContainerEndpoint, hasContainerEndpoint } from './container-credentials.js';
 import { boundedName } from '../error-name.js';

@@ -16,13 +16,12 @@
 // drops an oversized answer before it is parsed, the SDK standard retry mode's attempts and
 // backoff, and failures shaped as the SDK shapes them (name = the error code, $metadata with the
 // HTTP status) so src/sts/sts.ts classifies both alike.
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SOCKETS } from '../limits.js';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AssumeRoleCommandInput } from '@aws-sdk/client-sts';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import {
-  DEFAULT_MAX_RESPONSE_BYTES,
-  DEFAULT_MAX_SOCKETS,
   IDLE_SOCKET_TIMEOUT_MS,
   MAX_BACKOFF_MS,
   ResponseTooLargeError,
