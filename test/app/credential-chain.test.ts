@@ -21,7 +21,7 @@ import {
   webIdentityReply,
   type FakeCredentials,
   type Loopback,
-} from './credential-chain-loopback.js';
+} from '../helpers/loopback.js';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/credvend-irsa';
 const MIN = 60_000;

@@ -14,7 +14,7 @@ import {
   startLoopback,
   type Loopback,
   type Reply,
-} from './credential-chain-loopback.js';
+} from '../helpers/loopback.js';
 import { freePort } from '../helpers/net.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');

@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { callerIdentityReply, containerCredentialsReply } from '../app/credential-chain-loopback.js';
+import { callerIdentityReply, containerCredentialsReply } from './loopback.js';
 
 export const ACCOUNT = '123456789012';
 export const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/x`;

@@ -16,7 +16,6 @@ import { HttpRequest, HttpResponse } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { SourceData } from '@smithy/types';
 import { describe, expect, it } from 'vitest';
-import type { IssuancePlan } from '../../src/policy/plan.js';
 import {
   assumeRoleBody,
   createStsClient,
@@ -27,25 +26,9 @@ import {
 } from '../../src/sts/http-client.js';
 import { createSts } from '../../src/sts/sts.js';
 import { freePort } from '../helpers/net.js';
+import { PLAN } from '../helpers/policy.js';
 
 const CREDS = { accessKeyId: 'ASIASERVICEKEY', secretAccessKey: 'service/secret+key', sessionToken: 'service-token==' };
-
-const PLAN: IssuancePlan = {
-  profile: 'uploads',
-  operation: 'upload',
-  roleArn: 'arn:aws:iam::123456789012:role/vendor',
-  bucket: 'tenant-bucket',
-  region: 'eu-west-1',
-  keys: ['uploads/a'],
-  roleSessionName: 'cv-test',
-  durationSeconds: 900,
-  policy: { document: {}, json: '{"Version":"2012-10-17","Statement":[]}' },
-  policyArns: [],
-  tags: [],
-  transitiveTagKeys: [],
-  sourceIdentity: 'cv-test',
-  claimsUsed: [],
-};
 
 // Every AssumeRole parameter credvend sends, with characters that need escaping.
 const FULL_INPUT: AssumeRoleCommandInput = {

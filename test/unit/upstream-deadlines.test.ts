@@ -11,11 +11,11 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { upstreamDeadlineMs } from '../../src/aws/http-handler.js';
 import { createKmsDescriber, kmsClientFactory, KeyDescribeError } from '../../src/kms/resolve.js';
-import type { IssuancePlan } from '../../src/policy/plan.js';
 import { BaseCredentialsUnavailableError } from '../../src/sts/base-credentials.js';
 import { createStsClient, type StsClient, type StsClientOptions } from '../../src/sts/http-client.js';
 import { createSts, StsError, translateStsError, type Sts } from '../../src/sts/sts.js';
 import { freePort } from '../helpers/net.js';
+import { PLAN } from '../helpers/policy.js';
 
 type Mode =
   | 'ok'
@@ -37,23 +37,6 @@ const DEADLINE_MS = upstreamDeadlineMs({ requestTimeoutMs: TIMEOUT_MS, maxAttemp
 const SLACK_MS = 750;
 const FIVE_MB = randomBytes((5 * 1024 * 1024) / 2).toString('hex');
 const CREDENTIALS = { accessKeyId: 'AKIDUPSTREAMTEST', secretAccessKey: 'upstream-test-secret' };
-
-const PLAN: IssuancePlan = {
-  profile: 'uploads',
-  operation: 'upload',
-  roleArn: 'arn:aws:iam::123456789012:role/vendor',
-  bucket: 'tenant-bucket',
-  region: 'eu-west-1',
-  keys: ['uploads/a'],
-  roleSessionName: 'cv-test',
-  durationSeconds: 900,
-  policy: { document: {}, json: '{"Version":"2012-10-17","Statement":[]}' },
-  policyArns: [],
-  tags: [],
-  transitiveTagKeys: [],
-  sourceIdentity: 'cv-test',
-  claimsUsed: [],
-};
 
 function assumeRoleXml(): string {
   return `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
