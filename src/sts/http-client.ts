@@ -311,7 +311,8 @@ export function createStsClient(opts: StsClientOptions): StsClient {
         req.destroy(err);
       };
       const req = request({
-        host: url.hostname,
+        // An IPv6 literal without its brackets (the URL keeps them; the Host header has them).
+        host: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
         port,
         path: '/',
         method: 'POST',

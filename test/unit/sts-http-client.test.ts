@@ -279,6 +279,34 @@ describe('a caller that gives up', () => {
 });
 
 describe('the endpoint', () => {
+  it('reaches an IPv6 literal endpoint, and signs the Host header it sends', async () => {
+    let host: string | undefined;
+    const server = createServer((req, res) => {
+      host = req.headers.host;
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'text/xml' }).end(ANSWER));
+    });
+    await new Promise<void>((r) => server.listen(0, '::1', r));
+    const { port } = server.address() as { port: number };
+    const client = createStsClient({
+      region: 'eu-west-1',
+      endpoint: `http://[::1]:${port}`,
+      credentials: async () => CREDS,
+      requestTimeoutMs: 2000,
+      connectTimeoutMs: 1000,
+      maxAttempts: 1,
+    });
+    try {
+      const out = await client.assumeRole({ RoleArn: PLAN.roleArn, RoleSessionName: 's' });
+      expect(out.Credentials?.AccessKeyId).toBe('ASIAISSUED');
+      expect(host).toBe(`[::1]:${port}`);
+    } finally {
+      client.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it("is AWS's regional STS endpoint when none is configured (China regions on .com.cn)", () => {
     expect(regionalStsEndpoint('eu-west-1')).toBe('https://sts.eu-west-1.amazonaws.com');
     expect(regionalStsEndpoint('cn-north-1')).toBe('https://sts.cn-north-1.amazonaws.com.cn');
