@@ -189,20 +189,18 @@ function safeDetail(e: FastifyLikeError): string {
   return 'the request could not be processed';
 }
 
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Invalid request',
+  401: 'Unauthenticated',
+  403: 'Forbidden',
+  404: 'Not found',
+  405: 'Method not allowed',
+  414: 'URI too long',
+  429: 'Too many requests',
+};
+
 function titleFor(status: number): string {
-  return (
-    (
-      {
-        400: 'Invalid request',
-        401: 'Unauthenticated',
-        403: 'Forbidden',
-        404: 'Not found',
-        405: 'Method not allowed',
-        414: 'URI too long',
-        429: 'Too many requests',
-      } as Record<number, string>
-    )[status] ?? 'Error'
-  );
+  return TITLES[status] ?? 'Error';
 }
 
 export function problemBody(p: HttpProblem, requestId: string): Record<string, unknown> {

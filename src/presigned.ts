@@ -90,13 +90,13 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
     async presign(caller, profileName, req, requestId, facts) {
       facts.delivery = 'presigned';
       const profile = beginDecision(facts, config, caller, profileName, req);
-      const { target } = checkRequest(profile, caller, { operation: req.operation, keys: req.keys }, opts);
+      const { base, target } = checkRequest(profile, caller, { operation: req.operation, keys: req.keys }, opts);
       const keys = 'keys' in target ? target.keys : [];
       const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
       if (maxBytes !== undefined && keys.some(widensPostPolicy)) {
         throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
       }
-      const session = planPresignSession(profile, caller, req.operation, requestId, opts);
+      const session = planPresignSession(profile, caller, req.operation, base, requestId);
       facts.subject = subjectOf(caller, session.claimsUsed);
       facts.plan = planFacts(session);
 

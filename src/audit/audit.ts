@@ -54,7 +54,7 @@ export interface IssuedFields {
 }
 
 /** One presigned URL or POST form: never the URL itself (its query carries the session token). */
-export interface PresignedUrlFields {
+interface PresignedUrlFields {
   /** The full object key (profile prefix applied). */
   readonly key: string;
   readonly method: 'PUT' | 'GET' | 'POST';

@@ -46,16 +46,13 @@ export type Authenticate = (request: FastifyRequest) => Promise<Caller>;
 
 export const DEFAULT_JWKS_REFRESH_COOLDOWN_MS = 10_000;
 export const MAX_JWKS_REFRESH_COOLDOWN_MS = 15_000;
-export const DEFAULT_JWKS_TIMEOUT_MS = 3000;
+const DEFAULT_JWKS_TIMEOUT_MS = 3000;
 // Fallbacks for an IssuerConfig built without the schema's defaults (the schema sets them).
 const DEFAULT_REFRESH_SECONDS = 300;
 const DEFAULT_MAX_STALE_SECONDS = 3600;
 const DEFAULT_MAX_LIFETIME_SECONDS = 86_400;
 
-// Verified signatures remembered, so a token presented many times (browsers, credential_process)
-// is checked once. The entry is keyed by the token's SHA-256 (fixed size, no collisions in
-// practice) and valid only for the key set generation it was verified under: a key removed by the
-// issuer invalidates it at once. Claims (exp, nbf, aud, ...) are checked on every request.
+// Verified tokens remembered (below): at most this many, each at most MAX_TOKEN_LENGTH (16 KiB).
 const VERIFIED_CACHE_SIZE = 1000;
 
 type KeySource =

@@ -12,7 +12,7 @@
 // So: requests that exceed their timeout fail and destroy their socket, a socket idle past its
 // timeout is destroyed rather than reused, answers are capped before they are parsed, and each
 // call has one overall deadline that also covers retries and backoff.
-import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -45,6 +45,55 @@ export class ResponseTooLargeError extends Error {
     // Stable: error translation classifies by this name.
     this.name = 'ResponseTooLarge';
   }
+}
+
+/** The answer ended before its last byte (the socket closed): a network failure, like a reset. */
+export class TruncatedResponseError extends Error {
+  readonly code = 'ECONNRESET';
+
+  constructor() {
+    super('upstream answer closed before its end');
+    this.name = 'TruncatedResponse';
+  }
+}
+
+/**
+ * Reads the body of an answer we fetch ourselves (STS, container credentials), at most `maxBytes`:
+ * `settle(undefined, text)` at its end, else `settle(err)` once with ResponseTooLargeError (its
+ * declared length, before reading, or the bytes counted), the stream's error or
+ * TruncatedResponseError. The caller destroys the request on an error (and ignores later calls).
+ */
+export function readCappedBody(
+  res: IncomingMessage,
+  maxBytes: number,
+  settle: (err: Error | undefined, text?: string) => void,
+): void {
+  const declared = res.headers['content-length'];
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+    settle(new ResponseTooLargeError(maxBytes)); // not read at all
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let seen = 0;
+  let ended = false;
+  res.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxBytes) settle(new ResponseTooLargeError(maxBytes));
+    else chunks.push(chunk);
+  });
+  res.on('error', (err) => settle(err));
+  res.on('end', () => {
+    ended = true;
+    settle(undefined, Buffer.concat(chunks).toString('utf8'));
+  });
+  res.on('close', () => {
+    if (!ended) settle(new TruncatedResponseError());
+  });
+}
+
+/** The host a socket connects to: an IPv6 literal without the brackets a URL keeps. */
+export function socketHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
 class ByteCap extends Transform {
@@ -163,7 +212,7 @@ export class DeadlineExceededError extends Error {
 /**
  * Settles with `call`'s outcome, or with DeadlineExceededError at the deadline, or with the
  * caller's abort reason when `signal` aborts (shutdown), whichever comes first. `signal` is also
- * handed to the SDK, which destroys its socket on abort. A call past its deadline is not aborted:
+ * handed to `call`, which destroys its socket on abort (src/sts/http-client.ts). A call past its deadline is not aborted:
  * every attempt of it already ends at its own request timeout (which destroys its socket), so the
  * deadline only cuts what lies outside those (credential resolution, backoff sleeps, a trickling
  * body). No AbortController per call: on the hot path one costs more than the rest of this file.
@@ -210,7 +259,7 @@ export function withDeadline<T>(
 // Connection-level failures. smithy renames ECONNRESET, EPIPE and ETIMEDOUT errors to
 // "TimeoutError" (so its retry logic treats them as transient) but keeps `code`: classify by the
 // code, or a reset socket would be reported as a timeout.
-const NETWORK_ERROR_CODES = new Set([
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNRESET',
   'EPIPE',
   'ECONNREFUSED',

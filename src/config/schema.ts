@@ -165,7 +165,10 @@ export const profileSchemaFor = (opts: SchemaOptions) =>
       // Must be empty or end with '/': without the slash, tenant "alice" + key "2/x" would reach
       // tenant "alice2"'s objects.
       prefix: prefixTemplate.default(''),
-      operations: z.array(z.enum(OPERATIONS)).min(1).default(['upload', 'download']),
+      operations: z
+        .array(z.enum(OPERATIONS))
+        .min(1)
+        .default([...OPERATIONS]),
       maxKeys: z.number().int().min(1).max(MAX_KEYS_PER_REQUEST).default(10),
       allowPrefixGrants: z.boolean().default(false),
       versionedReads: z.boolean().default(false),

@@ -17,6 +17,7 @@ import type { Config } from '../config/load.js';
 import { problemBody, toProblem, type HttpProblem } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { PolicyError } from '../policy/errors.js';
+import { OPERATIONS, type Operation } from '../policy/session-policy.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -59,7 +60,7 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     done();
   });
 
-  // The error handler (app.ts) reports the problem it answered with; the record names its code.
+  // The error handler (src/plugins/errors.ts) reports the problem it answered with; the record names its code.
   app.decorateRequest('reportProblem', function (this: FastifyRequest, problem: HttpProblem, err: unknown) {
     const p = pending.get(this);
     if (p) p.problem = { problem, err };
@@ -148,7 +149,9 @@ function requestedProfile(request: FastifyRequest, config: Config): { profile?: 
   const profile = [params.profile, body.profile].find(
     (v): v is string => typeof v === 'string' && config.profiles.has(v),
   );
-  const operation = [query.operation, body.operation].find((v): v is string => v === 'upload' || v === 'download');
+  const operation = [query.operation, body.operation].find(
+    (v): v is Operation => typeof v === 'string' && (OPERATIONS as readonly string[]).includes(v),
+  );
   return { ...(profile ? { profile } : {}), ...(operation ? { operation } : {}) };
 }
 

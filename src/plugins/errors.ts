@@ -4,6 +4,7 @@
 // the code) and the access log which 5xx a request ended with.
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import { boundedName } from '../error-name.js';
 import { MethodNotAllowed, problemBody, toProblem } from '../errors.js';
 
 const errorsPlugin: FastifyPluginAsync = async (app) => {
@@ -11,14 +12,12 @@ const errorsPlugin: FastifyPluginAsync = async (app) => {
     const p = toProblem(err);
     request.reportProblem(p, err);
     if (p.status >= 500) {
-      const e = err as { name?: string; code?: string; kind?: string };
+      // Bounded (error-name.ts): a library's error can carry any text in these fields.
+      const e = err as { name?: unknown; code?: unknown; kind?: unknown };
+      const [name, code, kind] = [boundedName(e.name), boundedName(e.code), boundedName(e.kind)];
       request.failure = {
         problem: p.code,
-        err: {
-          ...(e.name ? { name: e.name } : {}),
-          ...(e.code ? { code: e.code } : {}),
-          ...(e.kind ? { kind: e.kind } : {}),
-        },
+        err: { ...(name ? { name } : {}), ...(code ? { code } : {}), ...(kind ? { kind } : {}) },
       };
     }
     void reply

@@ -6,7 +6,7 @@ import { ShuttingDown, UriTooLong } from '../errors.js';
 
 // Longer request targets are refused (414) before routing; Node's own limit (16 KiB of request
 // line and headers) answers 431 beyond that.
-export const MAX_URL_LENGTH = 8192;
+const MAX_URL_LENGTH = 8192;
 
 const requestGuardPlugin: FastifyPluginAsync = async (app) => {
   let closing = false;

@@ -8,7 +8,7 @@ import helmet from 'helmet';
 type HelmetOptions = Parameters<typeof helmet>[0];
 
 /** Runs helmet's middleware once against a recording response and returns what it set. */
-export function securityHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
+function securityHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};
   const res = {
     setHeader: (name: string, value: string | number | readonly string[]) => {

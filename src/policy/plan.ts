@@ -64,11 +64,23 @@ export function planIssuance(
   opts: PlanOptions,
 ): IssuancePlan {
   const { target } = checkRequest(profile, caller, req, opts);
+  return planFromTarget(profile, caller, req.operation, target, clampDuration(req.durationSeconds, profile), requestId);
+}
+
+/** The session for a checked target (checkRequest's): its policy, name, tags and identity. */
+function planFromTarget(
+  profile: Profile,
+  caller: Caller,
+  operation: Operation,
+  target: RequestTarget['target'],
+  durationSeconds: number,
+  requestId: string,
+): IssuancePlan {
   const policy = buildSessionPolicy({
     partition: profile.partition,
     bucket: profile.bucket,
     region: profile.region,
-    operation: req.operation,
+    operation,
     target,
     versionedReads: profile.versionedReads,
     kmsKeyArn: profile.kmsKeyArn,
@@ -81,13 +93,13 @@ export function planIssuance(
 
   return {
     profile: profile.name,
-    operation: req.operation,
+    operation,
     roleArn: profile.roleArn,
     bucket: profile.bucket,
     region: profile.region,
     ...target,
     roleSessionName: roleSessionName(caller, requestId),
-    durationSeconds: clampDuration(req.durationSeconds, profile),
+    durationSeconds,
     policy,
     policyArns: profile.sessionPolicyArns,
     tags,
@@ -155,28 +167,20 @@ export function checkRequest(
 
 /**
  * The signing session of presigned mode: one prefix grant on the subject's whole profile prefix
- * (the profile need not allow prefix grants to its callers: this session never leaves the
- * process), for as long as role chaining allows. Every URL signed with it pins one key, checked
- * per request by checkRequest.
+ * `base` (the profile need not allow prefix grants to its callers: this session never leaves the
+ * process), for as long as role chaining allows. `base` is checkRequest's: the request that
+ * needs the session has passed authorization and every key rule already, and every URL signed
+ * with it pins one of its keys.
  */
 export function planPresignSession(
   profile: Profile,
   caller: Caller,
   operation: Operation,
+  base: string,
   requestId: string,
-  opts: PlanOptions,
 ): IssuancePlan {
-  let signing = signingProfiles.get(profile);
-  if (!signing) {
-    signing = Object.freeze({ ...profile, allowPrefixGrants: true, maxDurationSeconds: PRESIGN_SESSION_SECONDS });
-    signingProfiles.set(profile, signing);
-  }
-  return planIssuance(signing, caller, { operation, prefix: '', durationSeconds: PRESIGN_SESSION_SECONDS }, requestId, {
-    ...opts,
-    delivery: 'presigned',
-  });
+  return planFromTarget(profile, caller, operation, { prefix: base }, PRESIGN_SESSION_SECONDS, requestId);
 }
-const signingProfiles = new WeakMap<Profile, Profile>();
 
 /**
  * Every claim a profile reads: its match rules and its prefix, session tag and SourceIdentity

@@ -1,7 +1,12 @@
 // Request schemas (zod), shared by the routes and the OpenAPI document.
 import { z } from 'zod';
 import { MAX_KEYS_PER_REQUEST } from '../policy/keys.js';
-import { MAX_DURATION_SECONDS, MIN_DURATION_SECONDS } from '../policy/session.js';
+import {
+  MAX_DURATION_SECONDS,
+  MAX_PRESIGNED_URL_SECONDS,
+  MIN_DURATION_SECONDS,
+  MIN_PRESIGNED_URL_SECONDS,
+} from '../policy/session.js';
 import { OPERATIONS } from '../policy/session-policy.js';
 
 export const profileName = z.string().min(1).max(64);
@@ -132,10 +137,12 @@ export const presignedBody = z
     expiresSeconds: z
       .number()
       .int()
-      .min(60)
+      .min(MIN_PRESIGNED_URL_SECONDS)
       .max(MAX_DURATION_SECONDS)
       .optional()
-      .describe('wanted URL lifetime; clamped to the profile maximum, 1800 s, and the signing session'),
+      .describe(
+        `wanted URL lifetime; clamped to the profile maximum, ${MAX_PRESIGNED_URL_SECONDS} s, and the signing session`,
+      ),
   })
   .strict();
 

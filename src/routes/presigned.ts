@@ -28,7 +28,7 @@ export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   };
 }
 
-export function presignedFormat(p: Presigned, requestId: string) {
+function presignedFormat(p: Presigned, requestId: string) {
   return {
     profile: p.profile,
     operation: p.operation,

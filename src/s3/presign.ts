@@ -72,7 +72,7 @@ const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 const MAX_PRESIGNED_SECONDS = 604_800;
 
 /** An object key in a URL path: each segment escaped, '/' kept (the SDK's greedy label). */
-export function encodeKeyPath(key: string): string {
+function encodeKeyPath(key: string): string {
   return key.split('/').map(escapeUri).join('/');
 }
 

@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { readCappedBody, ResponseTooLargeError, socketHost } from '../aws/http-handler.js';
 
 export const ENV_FULL_URI = 'AWS_CONTAINER_CREDENTIALS_FULL_URI';
 export const ENV_RELATIVE_URI = 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI';
@@ -175,7 +176,7 @@ function get(url: URL, authorization: string | undefined, timeoutMs: number, max
     const options: RequestOptions = {
       method: 'GET',
       // Brackets off an IPv6 literal; no userinfo from the URI (the SDK sends none either).
-      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      hostname: socketHost(url),
       ...(url.port ? { port: Number(url.port) } : {}),
       path: `${url.pathname}${url.search}`,
       // A fresh socket per fetch, closed after it: a hung one is never pooled or reused.
@@ -201,25 +202,12 @@ function get(url: URL, authorization: string | undefined, timeoutMs: number, max
         finish(new ContainerCredentialsError(`HttpStatus${status}`));
         return;
       }
-      const declared = r.headers['content-length'];
-      if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
-        finish(new ContainerCredentialsError('ResponseTooLarge'));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let seen = 0;
-      r.on('data', (chunk: Buffer) => {
-        seen += chunk.length;
-        if (seen > maxBytes) {
-          finish(new ContainerCredentialsError('ResponseTooLarge'));
-          return;
-        }
-        chunks.push(chunk);
+      readCappedBody(r, maxBytes, (err, body) => {
+        if (!err) finish(undefined, body);
+        else if (err instanceof ResponseTooLargeError) finish(new ContainerCredentialsError('ResponseTooLarge'));
+        // A stream error, or closed before the end: a truncated answer is a network failure, not a short JSON.
+        else finish(new ContainerCredentialsError('NetworkError', { cause: err }));
       });
-      r.on('error', (err) => finish(new ContainerCredentialsError('NetworkError', { cause: err })));
-      r.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));
-      // Closed before the end (no-op after it): a truncated answer is a network failure, not a short JSON.
-      r.on('close', () => finish(new ContainerCredentialsError('NetworkError')));
     });
     req.end();
   });

@@ -24,12 +24,14 @@ import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import {
   IDLE_SOCKET_TIMEOUT_MS,
   MAX_BACKOFF_MS,
-  ResponseTooLargeError,
+  readCappedBody,
+  socketHost,
   THROTTLING_BACKOFF_BASE_MS,
   TRANSIENT_BACKOFF_BASE_MS,
   upstreamDeadlineMs,
 } from '../aws/http-handler.js';
 import { ALGORITHM, amzDate, deriveSigningKey, escapeUri, signature } from '../aws/sigv4.js';
+import { boundedName } from '../error-name.js';
 import { sha256 } from '../digest.js';
 
 /** What credvend reads of an AssumeRole answer (the SDK's names, so a mocked SDK client fits). */
@@ -180,12 +182,16 @@ const CALLER_IDENTITY_BODY = `Action=GetCallerIdentity&Version=${STS_VERSION}`;
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
+const MAX_CODE_POINT = 0x10ffff;
+
 function decodeXml(text: string): string {
   if (!text.includes('&')) return text;
   return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, e: string) => {
-    if (e.startsWith('#x')) return String.fromCodePoint(Number.parseInt(e.slice(2), 16));
-    if (e.startsWith('#')) return String.fromCodePoint(Number.parseInt(e.slice(1), 10));
-    return ENTITIES[e] ?? whole;
+    if (!e.startsWith('#')) return ENTITIES[e] ?? whole;
+    // Threat: a reference past Unicode's last code point made String.fromCodePoint throw inside a
+    // socket callback, an uncaught exception that took the process down. It stays as it is.
+    const cp = e.startsWith('#x') ? Number.parseInt(e.slice(2), 16) : Number.parseInt(e.slice(1), 10);
+    return cp <= MAX_CODE_POINT ? String.fromCodePoint(cp) : whole;
   });
 }
 
@@ -223,9 +229,8 @@ function parseCallerIdentity(xml: string): CallerIdentityOutput {
 
 /** `<Code>` of an error answer: STS's `<ErrorResponse><Error>` and S3's `<Error>` (Ceph RGW). */
 function errorCode(xml: string): string {
-  const code = elementText(xml, 'Code');
   // A bounded, plain name: it becomes an error name and, through the adapter, a metric label.
-  return code !== undefined && /^[A-Za-z0-9._-]{1,64}$/.test(code) ? code : 'Unknown';
+  return boundedName(elementText(xml, 'Code')) ?? 'Unknown';
 }
 
 // --- SigV4 -----------------------------------------------------------------------------------------
@@ -280,10 +285,10 @@ export function createStsClient(opts: StsClientOptions): StsClient {
   const https = url.protocol === 'https:';
   if (!https && url.protocol !== 'http:') throw new Error(`STS endpoint must be http(s): ${url.protocol}`);
   const port = url.port ? Number(url.port) : https ? 443 : 80;
-  const path = url.pathname || '/';
-  if (path !== '/') throw new Error('STS endpoint must not have a path');
+  if (url.pathname !== '/') throw new Error('STS endpoint must not have a path');
   // The Host header as signed; Node would send the same (hostname plus a non-default port).
   const host = url.host;
+  const hostname = socketHost(url);
   // Keep-alive pool; `timeout` destroys a pooled socket nobody used for a while (http-handler.ts).
   const maxSockets = opts.maxSockets ?? DEFAULT_MAX_SOCKETS;
   const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -311,8 +316,7 @@ export function createStsClient(opts: StsClientOptions): StsClient {
         req.destroy(err);
       };
       const req = request({
-        // An IPv6 literal without its brackets (the URL keeps them; the Host header has them).
-        host: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+        host: hostname,
         port,
         path: '/',
         method: 'POST',
@@ -337,25 +341,16 @@ export function createStsClient(opts: StsClientOptions): StsClient {
       });
       req.on('error', (err) => settle(err));
       req.once('response', (res: IncomingMessage) => {
-        const declared = res.headers['content-length'];
-        if (declared !== undefined && Number(declared) > maxResponseBytes) {
-          // Not read at all.
-          fail(new ResponseTooLargeError(maxResponseBytes));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let seen = 0;
-        res.on('data', (chunk: Buffer) => {
-          seen += chunk.length;
-          if (seen > maxResponseBytes) fail(new ResponseTooLargeError(maxResponseBytes));
-          else chunks.push(chunk);
-        });
-        res.on('error', (err) => settle(err));
-        res.once('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+        readCappedBody(res, maxResponseBytes, (err, text = '') => {
+          if (err) return fail(err);
           const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) settle(undefined, text);
-          else settle(new StsServiceError(errorCode(text), status));
+          if (status >= 200 && status < 300) return settle(undefined, text);
+          // In a socket callback: anything thrown here would be an uncaught exception.
+          try {
+            settle(new StsServiceError(errorCode(text), status));
+          } catch {
+            settle(new StsServiceError('Unknown', status));
+          }
         });
       });
       req.end(body);

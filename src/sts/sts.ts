@@ -5,7 +5,7 @@
 // Failures are translated here into StsError with a bounded `code`: upstream messages can carry
 // request details and never reach a caller, a log line or a metric label as they are.
 import type { AssumeRoleCommandInput } from '@aws-sdk/client-sts';
-import { FALLBACK_DEADLINE_MS, networkErrorCode, withDeadline } from '../aws/http-handler.js';
+import { FALLBACK_DEADLINE_MS, NETWORK_ERROR_CODES, networkErrorCode, withDeadline } from '../aws/http-handler.js';
 import type { IssuancePlan } from '../policy/plan.js';
 import { BaseCredentialsUnavailableError } from './base-credentials.js';
 import type { StsClient } from './http-client.js';
@@ -57,16 +57,9 @@ const KNOWN_CODES = new Set([
   'NotFound',
   'InvalidArgument',
   'Unknown',
-  'ECONNREFUSED',
-  'ECONNRESET',
   'ETIMEDOUT',
   'CredentialsProviderError',
-  'EPIPE',
-  'ECONNABORTED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
+  ...NETWORK_ERROR_CODES,
   'ResponseTooLarge',
   'DeadlineExceeded',
 ]);

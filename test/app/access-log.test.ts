@@ -142,3 +142,45 @@ describe('access log', () => {
     },
   );
 });
+
+describe('what a log line never carries', () => {
+  it('a 5xx line names the error by bounded fields only: free text in name, code or kind is dropped', async () => {
+    // Threat: a library's error (not STS's) whose name or code carries request details or a
+    // secret, here a session token, reaching log storage through the access line.
+    const leaky = Object.assign(new Error('boom'), {
+      name: 'Error: with spaces',
+      code: 'token=IQoJleakysecret',
+      kind: 'a kind with spaces',
+    });
+    h = await buildHarness({ wrapSts: (sts) => ({ ...sts, assumeRole: () => Promise.reject(leaky) }) });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/credentials',
+      headers: { authorization: `Bearer ${await h.token()}` },
+      payload: { profile: 'uploads', operation: 'upload', keys: ['a'] },
+    });
+    expect(res.statusCode).toBe(500);
+    const line = h.log.lines.find((l) => l.includes('"msg":"request"'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: 50, status: 500, err: {} });
+    expect(line).not.toMatch(/IQoJleakysecret|with spaces/);
+  });
+
+  it('the app logger censors secret-named fields at the top of a line and under err', async () => {
+    // Threat: a session token, secret key or JWT logged as a field of a log call or of an error.
+    h = await buildHarness();
+    h.app.log.error(
+      {
+        token: 'T-SECRET',
+        sessionToken: 'S-SECRET',
+        jwt: 'J-SECRET',
+        err: { secretAccessKey: 'K-SECRET', Token: 'U-SECRET' },
+      },
+      'probe',
+    );
+    const line = h.log.lines.find((l) => l.includes('"msg":"probe"'));
+    expect(line).toBeDefined();
+    expect(line).not.toMatch(/SECRET/);
+    expect(JSON.parse(line!)).toMatchObject({ token: '[Redacted]', err: { secretAccessKey: '[Redacted]' } });
+  });
+});

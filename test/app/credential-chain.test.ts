@@ -21,6 +21,7 @@ import {
   webIdentityReply,
   type FakeCredentials,
   type Loopback,
+  isolateAwsCredentialChain,
 } from '../helpers/loopback.js';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/credvend-irsa';
@@ -54,27 +55,7 @@ async function expiryMetric(m: Metrics): Promise<number | undefined> {
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'credvend-chain-'));
-  for (const name of [
-    'AWS_ACCESS_KEY_ID',
-    'AWS_SECRET_ACCESS_KEY',
-    'AWS_SESSION_TOKEN',
-    'AWS_CREDENTIAL_EXPIRATION',
-    'AWS_PROFILE',
-    'AWS_DEFAULT_PROFILE',
-    'AWS_ROLE_ARN',
-    'AWS_ROLE_SESSION_NAME',
-    'AWS_WEB_IDENTITY_TOKEN_FILE',
-    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
-    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
-    'AWS_CONTAINER_AUTHORIZATION_TOKEN',
-    'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
-    'AWS_ENDPOINT_URL',
-    'AWS_ENDPOINT_URL_STS',
-  ])
-    vi.stubEnv(name, undefined);
-  vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', join(dir, 'no-credentials'));
-  vi.stubEnv('AWS_CONFIG_FILE', join(dir, 'no-config'));
-  vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+  isolateAwsCredentialChain();
   vi.stubEnv('AWS_REGION', 'eu-west-1');
 });
 

@@ -3,6 +3,7 @@
 // Each listens on 127.0.0.1 with a port the OS picks and records what it was sent.
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { vi } from 'vitest';
 
 export interface SeenRequest {
   readonly method: string;
@@ -116,4 +117,33 @@ export function describeKeyReply(meta: { arn: string; state?: string; spec?: str
 /** Form fields of an awsQuery request body. */
 export function queryParams(body: string): URLSearchParams {
   return new URLSearchParams(body);
+}
+
+/**
+ * Nothing from the machine running the tests may answer the SDK's credential chain before the
+ * loopback endpoint does (it tries the environment, the shared files, IMDS): every variable it
+ * reads is unset (vi.stubEnv, undone by vi.unstubAllEnvs) and the files point nowhere.
+ */
+export function isolateAwsCredentialChain(): void {
+  for (const name of [
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_SESSION_TOKEN',
+    'AWS_CREDENTIAL_EXPIRATION',
+    'AWS_PROFILE',
+    'AWS_DEFAULT_PROFILE',
+    'AWS_ROLE_ARN',
+    'AWS_ROLE_SESSION_NAME',
+    'AWS_WEB_IDENTITY_TOKEN_FILE',
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+    'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+    'AWS_ENDPOINT_URL',
+    'AWS_ENDPOINT_URL_STS',
+  ])
+    vi.stubEnv(name, undefined);
+  vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/credvend-test-credentials');
+  vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/credvend-test-config');
+  vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
 }

@@ -403,3 +403,32 @@ describe('bounded cost: size, counts, problem list', () => {
     expect(lines[1]).toContain('profiles.a\\u000a  - profiles.ok');
   });
 });
+
+describe('delivery rules of a profile', () => {
+  it('refuses maxObjectBytes on a credentials profile', () => {
+    // Attack stopped: an operator believing uploads are size-capped on a profile that hands out
+    // credentials, which no size cap binds (only a presigned POST policy can).
+    const problems = problemsOf(() =>
+      loadFile({ issuers: [ISSUER], profiles: { p: profile({ maxObjectBytes: 1024 }) } }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/maxObjectBytes.*needs delivery: presigned/)]);
+    expect(
+      loadFile({
+        issuers: [ISSUER],
+        profiles: { p: profile({ delivery: 'presigned', maxObjectBytes: 1024 }) },
+      }).profiles.get('p')?.maxObjectBytes,
+    ).toBe(1024);
+  });
+
+  it('refuses reuse on a presigned profile', () => {
+    // What it stops: a reuse setting that would look like it bounds how long a presigned
+    // profile's signing session is shared, when presigned mode ignores it.
+    const problems = problemsOf(() =>
+      loadFile({
+        issuers: [ISSUER],
+        profiles: { p: profile({ delivery: 'presigned', reuse: { minRemainingSeconds: 300 } }) },
+      }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/reuse.*applies to delivery: credentials/)]);
+  });
+});

@@ -15,6 +15,7 @@ import {
   createBaseCredentials,
   defaultCredentialChain,
 } from '../../src/sts/base-credentials.js';
+import { isolateAwsCredentialChain } from '../helpers/loopback.js';
 import { freePort } from '../helpers/net.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -472,22 +473,7 @@ describe('defaultCredentialChain against a loopback container-credentials endpoi
     });
     const srv = server;
     await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
-    // Nothing from the machine running the tests may answer first (the chain tries env, files).
-    for (const name of [
-      'AWS_ACCESS_KEY_ID',
-      'AWS_SECRET_ACCESS_KEY',
-      'AWS_SESSION_TOKEN',
-      'AWS_PROFILE',
-      'AWS_ROLE_ARN',
-      'AWS_WEB_IDENTITY_TOKEN_FILE',
-      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
-      'AWS_CONTAINER_AUTHORIZATION_TOKEN',
-      'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
-    ])
-      vi.stubEnv(name, undefined);
-    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent/credvend-test-credentials');
-    vi.stubEnv('AWS_CONFIG_FILE', '/nonexistent/credvend-test-config');
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+    isolateAwsCredentialChain();
     vi.stubEnv('AWS_CONTAINER_CREDENTIALS_FULL_URI', `http://127.0.0.1:${port}/v2/credentials/task`);
     // The SDK's container request timeout only warns (on console): the measured problem itself.
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultCredentialChain } from '../../src/sts/base-credentials.js';
 import { ContainerCredentialsError, fromContainerEndpoint, hostAllowed } from '../../src/sts/container-credentials.js';
+import { isolateAwsCredentialChain } from '../helpers/loopback.js';
 import { freePort } from '../helpers/net.js';
 
 type Mode =
@@ -372,22 +373,7 @@ describe('hostAllowed: the SDK rule for plain http (https goes anywhere)', () =>
 
 describe('defaultCredentialChain uses it for the container endpoint', () => {
   beforeEach(() => {
-    for (const name of [
-      'AWS_ACCESS_KEY_ID',
-      'AWS_SECRET_ACCESS_KEY',
-      'AWS_SESSION_TOKEN',
-      'AWS_PROFILE',
-      'AWS_ROLE_ARN',
-      'AWS_WEB_IDENTITY_TOKEN_FILE',
-      'AWS_CONTAINER_CREDENTIALS_FULL_URI',
-      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
-      'AWS_CONTAINER_AUTHORIZATION_TOKEN',
-      'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
-    ])
-      vi.stubEnv(name, undefined);
-    vi.stubEnv('AWS_SHARED_CREDENTIALS_FILE', join(dir, 'no-credentials'));
-    vi.stubEnv('AWS_CONFIG_FILE', join(dir, 'no-config'));
-    vi.stubEnv('AWS_EC2_METADATA_DISABLED', 'true');
+    isolateAwsCredentialChain();
   });
 
   it('hang: the chain rejects within its timeout and the socket is destroyed', async () => {

@@ -203,6 +203,19 @@ describe('reading an answer', () => {
     await server.close();
   });
 
+  it('a character reference past Unicode in an error answer becomes Unknown; the process survives', async () => {
+    // Threat: `&#x110000;` made String.fromCodePoint throw inside the socket's callback, an
+    // uncaught exception: one malformed answer from STS or a proxy took every instance down.
+    const server = await loopback(() => ({ status: 400, body: '<Error><Code>&#x110000;&#99999999;</Code></Error>' }));
+    const err = await server
+      .client()
+      .assumeRole({ RoleArn: PLAN.roleArn, RoleSessionName: 's' })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'Unknown', $metadata: { httpStatusCode: 400 } });
+    expect(elementText('<A>&#x110000;&#65;</A>', 'A')).toBe('&#x110000;A');
+    await server.close();
+  });
+
   it('elementText reads only the element named, and nothing from an unclosed one', () => {
     expect(elementText('<A>1</A><AB>2</AB>', 'AB')).toBe('2');
     expect(elementText('<A>1', 'A')).toBeUndefined();

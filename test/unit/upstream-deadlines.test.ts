@@ -389,4 +389,34 @@ describe('KMS DescribeKey', () => {
       describer.close();
     }
   });
+
+  it.each(['oversize', 'oversize-chunked'] as const)(
+    'a 5 MB KMS answer (%s) is refused unparsed, at once',
+    async (m) => {
+      // Threat: an oversized answer parsed whole blocks the event loop for seconds and costs
+      // ~1 GB of memory; the KMS client's handler (src/aws/http-handler.ts) caps it.
+      mode = m;
+      const newClient = kmsClientFactory({
+        endpoint,
+        credentials: async () => CREDENTIALS,
+        requestTimeoutMs: TIMEOUT_MS,
+        connectTimeoutMs: TIMEOUT_MS,
+        maxAttempts: 1,
+        maxResponseBytes: 262_144,
+      });
+      const describer = createKmsDescriber((region) => {
+        const c = newClient(region);
+        clients.push(c);
+        return c;
+      });
+      try {
+        const { err, ms } = await failure(describer.describe('alias/uploads', 'eu-west-1'));
+        expect(err).toBeInstanceOf(KeyDescribeError);
+        expect(err).toMatchObject({ code: 'ResponseTooLarge' });
+        expect(ms).toBeLessThan(TIMEOUT_MS);
+      } finally {
+        describer.close();
+      }
+    },
+  );
 });
