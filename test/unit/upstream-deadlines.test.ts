@@ -363,22 +363,27 @@ describe('translateStsError', () => {
   });
 });
 
+/** A KMS DescribeKey against the loopback server, with the start-up client's bounds. */
+function kmsDescriber(maxAttempts: number): ReturnType<typeof createKmsDescriber> {
+  const newClient = kmsClientFactory({
+    endpoint,
+    credentials: async () => CREDENTIALS,
+    requestTimeoutMs: TIMEOUT_MS,
+    connectTimeoutMs: TIMEOUT_MS,
+    maxAttempts,
+    maxResponseBytes: 262_144,
+  });
+  return createKmsDescriber((region) => {
+    const c = newClient(region);
+    clients.push(c);
+    return c;
+  });
+}
+
 describe('KMS DescribeKey', () => {
   it('a hung KMS fails start-up within timeout x attempts + backoff', async () => {
     mode = 'hang';
-    const newClient = kmsClientFactory({
-      endpoint,
-      credentials: async () => CREDENTIALS,
-      requestTimeoutMs: TIMEOUT_MS,
-      connectTimeoutMs: TIMEOUT_MS,
-      maxAttempts: ATTEMPTS,
-      maxResponseBytes: 262_144,
-    });
-    const describer = createKmsDescriber((region) => {
-      const c = newClient(region);
-      clients.push(c);
-      return c;
-    });
+    const describer = kmsDescriber(ATTEMPTS);
     try {
       const { err, ms } = await failure(describer.describe('alias/uploads', 'eu-west-1'));
       expect(err).toBeInstanceOf(KeyDescribeError);
@@ -396,19 +401,7 @@ describe('KMS DescribeKey', () => {
       // Threat: an oversized answer parsed whole blocks the event loop for seconds and costs
       // ~1 GB of memory; the KMS client's handler (src/aws/http-handler.ts) caps it.
       mode = m;
-      const newClient = kmsClientFactory({
-        endpoint,
-        credentials: async () => CREDENTIALS,
-        requestTimeoutMs: TIMEOUT_MS,
-        connectTimeoutMs: TIMEOUT_MS,
-        maxAttempts: 1,
-        maxResponseBytes: 262_144,
-      });
-      const describer = createKmsDescriber((region) => {
-        const c = newClient(region);
-        clients.push(c);
-        return c;
-      });
+      const describer = kmsDescriber(1);
       try {
         const { err, ms } = await failure(describer.describe('alias/uploads', 'eu-west-1'));
         expect(err).toBeInstanceOf(KeyDescribeError);
