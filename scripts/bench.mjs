@@ -220,6 +220,9 @@ const targets = {
   P10: () => load(`http://127.0.0.1:${bport}/v1/credentials`, [token], base.pid, keys, 10),
   S10: () => load(url('/v1/credentials'), [token], cv.pid, keys, 10),
 };
+// BENCH_ONLY=P,Sreuse: measure only these (profiling one path); prints the rounds, no summary.
+if (process.env.BENCH_ONLY)
+  for (const k of Object.keys(targets)) if (!process.env.BENCH_ONLY.split(',').includes(k)) delete targets[k];
 console.log('warming up...');
 for (const [name, warm] of Object.entries(targets)) if (name !== 'F') await warm(); // JIT, sockets, caches
 
@@ -227,16 +230,17 @@ const results = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
 const fmt = (r) => `${r.rps.toFixed(0)}/s ${r.cpuUsPerRequest.toFixed(0)}us`;
 for (let round = 1; round <= ROUNDS; round += 1) {
   for (const [name, run] of Object.entries(targets)) results[name].push(await run());
-  const last = (k) => results[k].at(-1);
+  const last = (k) => results[k]?.at(-1);
   console.log(
     `round ${round}: ${Object.keys(targets)
       .map((k) => `${k} ${fmt(last(k))}`)
-      .join(', ')}; S/P ${(last('S').rps / last('P').rps).toFixed(2)}`,
+      .join(', ')}${last('S') && last('P') ? `; S/P ${(last('S').rps / last('P').rps).toFixed(2)}` : ''}`,
   );
 }
 const rss = rssOf(cv.pid);
 await stop(cv);
 await stop(base);
+if (process.env.BENCH_ONLY) process.exit(0);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ratio = (a, b) => Number(median(results[a].map((r, i) => r.rps / results[b][i].rps)).toFixed(3));
 const med = (k, f) => median(results[k].map((r) => r[f]));

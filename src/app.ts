@@ -109,7 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       redis: deps.rateLimitRedis,
     });
   await app.register(requestGuardPlugin);
-  await app.register(accessLogPlugin, { metrics, level: env.CREDVEND_ACCESS_LOG });
+  await app.register(accessLogPlugin, { metrics, level: env.CREDVEND_ACCESS_LOG, logger: deps.logger });
   await app.register(errorsPlugin);
 
   // Issuance. Reused credentials and signing sessions are secrets held in memory: none outlives

@@ -6,8 +6,8 @@
 // so steady-state issuance makes no STS call: what lets a deployment scale past STS's fixed
 // per-account request rate.
 //
-// Threat: a caller reaching another key. Authorization and the key rules run for every request
-// (checkRequest, exactly as for credentials); the session's policy grants the subject's whole
+// Threat: a caller reaching another key. Authorization and the key rules run for every token and
+// request (checkRequest, exactly as for credentials; memoised per verified caller, plan-memo.ts); the session's policy grants the subject's whole
 // profile prefix, but the session never leaves the process, and each URL pins its key (SigV4
 // signs the path; a POST policy has an exact `key` condition).
 // Threat: the session's secret leaking. It is kept in memory only (never in an answer, a log
@@ -19,14 +19,17 @@ import type { DecisionFacts } from './audit/decision.js';
 import type { Config } from './config/load.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
-import { checkRequest, planPresignSession } from './policy/plan.js';
+import { checkRequest, planPresignSession, type IssuancePlan } from './policy/plan.js';
+import { createPlanMemo } from './policy/plan-memo.js';
 import type { Caller } from './policy/caller.js';
 import type { Operation } from './policy/session-policy.js';
-import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS } from './policy/session.js';
+import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS, roleSessionName } from './policy/session.js';
 import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
 import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { createGrantReuse, grantKey } from './sts/reuse.js';
-import { beginDecision, issuedFacts, meteredAssumeRole, planFacts, subjectOf } from './vend.js';
+import type { PlanFacts } from './audit/decision.js';
+import type { Profile } from './config/load.js';
+import { beginDecision, issuedFacts, meteredAssumeRole, planFacts } from './vend.js';
 
 export interface PresignRequest {
   readonly operation: Operation;
@@ -68,6 +71,16 @@ export interface PresignedVendor {
   close(): void;
 }
 
+type PresignKeys = Pick<PresignRequest, 'operation' | 'keys'>;
+
+/** A request's checked keys and its signing session's plan, grant key and audit fields. */
+interface Planned {
+  readonly keys: readonly string[];
+  readonly session: IssuancePlan;
+  readonly key: string;
+  readonly facts: PlanFacts;
+}
+
 export interface PresignedVendorDeps {
   readonly config: Config;
   readonly sts: Sts;
@@ -85,41 +98,51 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
   const maxEntries = config.env.CREDVEND_PRESIGN_MAX_SESSIONS;
 
   const callSts = meteredAssumeRole(sts, metrics, now);
+  // Checked once per caller and request, then memoised (src/policy/plan-memo.ts): the target
+  // keys, the signing session's plan, its grant key and audit fields.
+  const memo = createPlanMemo<Planned>();
+  const planned = (profile: Profile, caller: Caller, req: PresignKeys, requestId: string): Planned => {
+    const { base, target } = checkRequest(profile, caller, req, opts);
+    const keys = 'keys' in target ? target.keys : [];
+    if (req.operation === 'upload' && profile.maxObjectBytes !== undefined && keys.some(widensPostPolicy)) {
+      throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
+    }
+    const session = planPresignSession(profile, caller, req.operation, base, requestId);
+    return { keys, session, key: grantKey(caller, session), facts: planFacts(session) };
+  };
 
   return {
     async presign(caller, profileName, req, requestId, facts) {
       facts.delivery = 'presigned';
       const profile = beginDecision(facts, config, caller, profileName, req);
-      const { base, target } = checkRequest(profile, caller, { operation: req.operation, keys: req.keys }, opts);
-      const keys = 'keys' in target ? target.keys : [];
+      const keyReq = { operation: req.operation, keys: req.keys };
+      const p = memo.get(caller, profile, keyReq, () => planned(profile, caller, keyReq, requestId));
+      const { keys, session } = p;
       const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
-      if (maxBytes !== undefined && keys.some(widensPostPolicy)) {
-        throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
-      }
-      const session = planPresignSession(profile, caller, req.operation, base, requestId);
-      facts.subject = subjectOf(caller, session.claimsUsed);
-      facts.plan = planFacts(session);
-
       const wanted = clampUrlSeconds(req.expiresSeconds, profile);
+      // The session's name is that of the request whose call creates it (memoised plan or not).
+      const name = roleSessionName(caller, requestId);
       let got;
       try {
         got = await sessions.obtain(
           {
             profile: profile.name,
             settings: { minRemainingSeconds: wanted + PRESIGN_MARGIN_SECONDS, maxEntries },
-            key: grantKey(caller, session),
-            origin: { requestId, roleSessionName: session.roleSessionName },
+            key: p.key,
+            origin: { requestId, roleSessionName: name },
             signal: facts.signal,
           },
-          () => callSts(session, facts.signal),
+          () =>
+            callSts(session.roleSessionName === name ? session : { ...session, roleSessionName: name }, facts.signal),
         );
       } catch (err) {
+        facts.plan = { ...p.facts, roleSessionName: name };
         if (err instanceof StsError) facts.upstreamCode = err.code;
         throw err;
       }
       metrics.presignSessions.inc({ outcome: got.reused ? 'cached' : 'new' });
       const c = got.credentials;
-      facts.plan = { ...facts.plan, roleSessionName: got.origin.roleSessionName };
+      facts.plan = { ...p.facts, roleSessionName: got.origin.roleSessionName };
       facts.issued = issuedFacts(c);
 
       // A URL must die before its session (SigV4 would refuse it then anyway, with a less clear

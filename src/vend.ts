@@ -10,6 +10,8 @@ import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
 import { claimAt, type Caller } from './policy/caller.js';
+import { createPlanMemo } from './policy/plan-memo.js';
+import { roleSessionName } from './policy/session.js';
 import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { grantKey, type GrantReuse } from './sts/reuse.js';
 
@@ -40,28 +42,38 @@ export interface VendorDeps {
 
 export function createVendor({ config, sts, metrics, now, grants }: VendorDeps): Vendor {
   const assumeRole = meteredAssumeRole(sts, metrics, now);
+  const opts = { wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS };
+  // What a grant's requests share, planned once per caller and request on the reuse path, where
+  // no STS call follows and planning was most of the work (src/policy/plan-memo.ts).
+  const memo = createPlanMemo<Planned>();
+  const planned = (profile: Profile, caller: Caller, req: CredentialRequest, requestId: string): Planned => {
+    const plan = planIssuance(profile, caller, req, requestId, opts);
+    return { plan, facts: planFacts(plan), key: profile.reuse && grants ? grantKey(caller, plan) : '' };
+  };
   return {
     async vend(caller, profileName, req, requestId, facts) {
       const profile = beginDecision(facts, config, caller, profileName, req);
-      const plan = planIssuance(profile, caller, req, requestId, {
-        wildcardKeys: config.env.CREDVEND_WILDCARD_KEYS,
-      });
-      facts.subject = subjectOf(caller, plan.claimsUsed);
-      facts.plan = planFacts(plan);
+      const reuse = profile.reuse && grants ? { settings: profile.reuse, grants } : undefined;
+      const p = reuse
+        ? memo.get(caller, profile, req, () => planned(profile, caller, req, requestId))
+        : planned(profile, caller, req, requestId);
+      // The session name is this request's, memoised plan or not: it joins CloudTrail to this record.
+      const name = roleSessionName(caller, requestId);
+      const plan = p.plan.roleSessionName === name ? p.plan : { ...p.plan, roleSessionName: name };
+      facts.plan = p.facts.roleSessionName === name ? p.facts : { ...p.facts, roleSessionName: name };
       // Counted once per STS call: with grant reuse, only by the request whose call it is.
       const callSts = () => assumeRole(plan, facts.signal);
       let credentials: IssuedCredentials;
       try {
-        // After planning (authorization and key checks run for every request), before the gate
-        // (a reuse never takes an STS slot).
-        if (profile.reuse && grants) {
-          const origin = { requestId, roleSessionName: plan.roleSessionName };
-          const got = await grants.obtain(
+        // After planning (a refused request never reaches the cache), before the gate (a reuse
+        // never takes an STS slot).
+        if (reuse) {
+          const got = await reuse.grants.obtain(
             {
               profile: profile.name,
-              settings: profile.reuse,
-              key: grantKey(caller, plan),
-              origin,
+              settings: reuse.settings,
+              key: p.key,
+              origin: { requestId, roleSessionName: name },
               signal: facts.signal,
             },
             callSts,
@@ -79,6 +91,13 @@ export function createVendor({ config, sts, metrics, now, grants }: VendorDeps):
       return { plan, credentials };
     },
   };
+}
+
+/** A request's plan, its audit fields and (with grant reuse) its grant key. */
+interface Planned {
+  readonly plan: IssuancePlan;
+  readonly facts: PlanFacts;
+  readonly key: string;
 }
 
 /**

@@ -99,8 +99,15 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
   // verified them: a browser or credential_process presenting the same token again costs neither
   // a parse nor a signature check. Claims (exp, nbf, aud, ...) are still checked every time, and
   // a key-set change (a removed key) invalidates every entry verified under the old set.
-  const verified = new Map<string, { readonly parsed: ParsedToken; readonly stamp: string }>();
-  const remember = (token: string, entry: { parsed: ParsedToken; stamp: string }) => {
+  // The entry also holds the Caller built at verification, frozen: every presentation of the
+  // token gets that same object, which is what plans are memoised on (src/policy/plan-memo.ts).
+  interface Verified {
+    readonly parsed: ParsedToken;
+    readonly stamp: string;
+    readonly caller: Caller;
+  }
+  const verified = new Map<string, Verified>();
+  const remember = (token: string, entry: Verified) => {
     verified.delete(token);
     verified.set(token, entry);
     if (verified.size > VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
@@ -126,12 +133,17 @@ export function createAuthenticator(app: FastifyInstance, opts: AuthOptions): Au
 
     const { keys, generation } = await keysFor(issuer.source, t.kid, t.alg);
     const stamp = `${issuer.config.issuer}\u0000${generation}`;
-    if (cached?.stamp !== stamp) {
-      if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature)))
-        throw new TokenRejectedError('invalid signature');
-      remember(token, { parsed: t, stamp });
-    }
-    return { issuer: issuer.config.issuer, subject, audiences, claims: t.payload };
+    if (cached?.stamp === stamp) return cached.caller;
+    if (!keys.some((k) => verifySignature(t.alg, k, t.signingInput, t.signature)))
+      throw new TokenRejectedError('invalid signature');
+    const caller: Caller = Object.freeze({
+      issuer: issuer.config.issuer,
+      subject,
+      audiences: Object.freeze([...audiences]),
+      claims: t.payload,
+    });
+    remember(token, { parsed: t, stamp, caller });
+    return caller;
   };
 
   return async (request) => {

@@ -72,6 +72,18 @@ function jsonObject(part: string): JsonObject {
     throw new TokenRejectedError('malformed token');
   }
   if (!isJsonObject(v)) throw new TokenRejectedError('malformed token');
+  return deepFreeze(v);
+}
+
+/**
+ * Frozen, a verified token's claims read the same to every check, template and memoised plan
+ * (src/policy/plan-memo.ts) for as long as the token is cached. Depth is bounded by the parser.
+ */
+function deepFreeze<T extends JsonValue>(v: T): T {
+  if (typeof v === 'object' && v !== null) {
+    for (const inner of Object.values(v)) deepFreeze(inner);
+    Object.freeze(v);
+  }
   return v;
 }
 

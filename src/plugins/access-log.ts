@@ -4,6 +4,7 @@
 // (SDK errors and their causes are never logged as they are).
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.js';
 
 /** What the error handler (src/plugins/errors.ts) notes of a 5xx, for the access line. */
@@ -21,17 +22,36 @@ declare module 'fastify' {
 
 export interface AccessLogPluginOptions {
   readonly metrics: Metrics;
+  /**
+   * Where the access lines of answered requests go: the service's logger without the request
+   * logger's redaction. Those lines have fixed fields (reqId, method, route template, status, ms,
+   * ip) and none can hold a secret, while redacting them cost as much as writing them. Failure
+   * lines, which carry an error's fields, still go through `request.log` and its redaction.
+   */
+  readonly logger: Logger;
   /** CREDVEND_ACCESS_LOG */
   readonly level: 'off' | 'info' | 'debug';
 }
 
-const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (app, { metrics, level }) => {
+const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (app, { metrics, level, logger }) => {
   app.decorateRequest('failure', undefined);
+  // The histogram's labelled series, by route, method and status: prom-client validates and hashes
+  // the label object on every observe() otherwise. Bounded: routes are templates, methods and
+  // statuses few.
+  const series = new Map<string, { observe(seconds: number): void }>();
+  const durationOf = (route: string, method: string, status: number) => {
+    const id = `${route} ${method} ${status}`;
+    let s = series.get(id);
+    if (!s) {
+      s = metrics.httpDuration.labels({ route, method, status_code: String(status) });
+      series.set(id, s);
+    }
+    return s;
+  };
   app.addHook('onResponse', (request, reply, done) => {
-    const seconds = reply.elapsedTime / 1000;
     // The route template, never the raw URL (keys, profile names and random paths are unbounded).
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.httpDuration.observe({ route, method: request.method, status_code: String(reply.statusCode) }, seconds);
+    durationOf(route, request.method, reply.statusCode).observe(reply.elapsedTime / 1000);
     const line = {
       method: request.method,
       route,
@@ -40,7 +60,7 @@ const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (app, 
       ip: request.ip,
     };
     if (request.failure) request.log.error({ ...line, ...request.failure }, 'request');
-    else if (level !== 'off') request.log[level](line, 'request');
+    else if (level !== 'off') logger[level]({ reqId: request.id, ...line }, 'request');
     done();
   });
 };

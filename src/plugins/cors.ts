@@ -14,8 +14,11 @@ const corsPlugin: FastifyPluginAsync<CorsPluginOptions> = async (app, opts) => {
     .split(',')
     .map((o) => o.trim())
     .filter(Boolean);
+  // None listed: no CORS at all. @fastify/cors with `origin: false` only answered preflights 404,
+  // yet still ran a hook (and copied its options) on every request.
+  if (origins.length === 0) return;
   await app.register(cors, {
-    origin: origins.length > 0 ? origins : false,
+    origin: origins,
     methods: ['GET', 'POST'],
     allowedHeaders: ['authorization', 'content-type'],
     exposedHeaders: ['x-request-id', 'retry-after'],

@@ -25,10 +25,22 @@ export function stsSafe(value: string): string {
  * CloudTrail.
  */
 export function roleSessionName(caller: Caller, requestId: string): string {
-  const hash = sha256(`${caller.issuer}\n${caller.subject}`).slice(0, 8);
+  const hash = subjectHash(caller);
   const rid = stsSafe(requestId).slice(0, 12);
   const readable = stsSafe(caller.subject).slice(0, 64 - hash.length - rid.length - 2) || 'x';
   return `${readable}.${hash}.${rid}`;
+}
+
+// Per Caller object: authenticate hands out one frozen Caller per verified token, so a token
+// presented again does not hash its issuer and subject again.
+const subjectHashes = new WeakMap<Caller, string>();
+function subjectHash(caller: Caller): string {
+  let hash = subjectHashes.get(caller);
+  if (hash === undefined) {
+    hash = sha256(`${caller.issuer}\n${caller.subject}`).slice(0, 8);
+    if (Object.isFrozen(caller)) subjectHashes.set(caller, hash); // a mutable one could change
+  }
+  return hash;
 }
 
 /** The default SourceIdentity: the subject made STS-safe, 2-64 characters. */

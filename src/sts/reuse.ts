@@ -3,7 +3,8 @@
 // credentials instead of another sts:AssumeRole; identical requests in flight together share one
 // call (single flight). STS's per-account request rate is fixed, so this is what lets a
 // deployment scale past it. Callers that reuse still go through authorization and key validation
-// (the plan is built per request); only the STS call is shared.
+// (once per token and request: the plan is memoised per verified caller, src/policy/plan-memo.ts);
+// only the STS call is shared.
 //
 // Threat: one caller handed a session minted for another grant. The key is who asked (issuer +
 // subject) plus every AssumeRole input except the RoleSessionName: profile, operation, role, the

@@ -123,6 +123,25 @@ describe('browser support', () => {
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  // Attack: a web page on any origin calling the API from a victim's browser. With no origin
+  // listed (the default) no answer carries a CORS grant, so the browser withholds every answer.
+  it('CORS: none listed, no origin is granted', async () => {
+    h = await buildHarness();
+    const pre = await h.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/credentials',
+      headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' },
+    });
+    expect(pre.statusCode).toBeGreaterThanOrEqual(400);
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/profiles',
+      headers: { origin: 'https://app.example.com' },
+    });
+    for (const r of [pre, res])
+      expect(Object.keys(r.headers).filter((k) => k.startsWith('access-control-'))).toEqual([]);
+  });
+
   it('sends security headers', async () => {
     h = await buildHarness();
     const res = await h.app.inject({ method: 'GET', url: '/healthz' });
