@@ -339,6 +339,38 @@ describe('grant reuse: single flight, expiry and failures', () => {
     expect(records(x).map((r) => r.event)).toEqual(['credentials.issued', 'credentials.reused', 'credentials.issued']);
   });
 
+  it('every STS call names its own request in RoleSessionName, plan memoised or not', async () => {
+    // Attack stopped: CloudTrail joining a session to the wrong audit record (the request whose
+    // plan was memoised) when a later identical request is the one that calls STS.
+    let offset = 0;
+    const x = await harness({ now: () => Date.now() + offset });
+    const token = await x.token({ sub: 'alice' }, { expiresIn: '2h' });
+    const first = await post(x, upload, token);
+    offset = 650_000; // 250 s left: the next identical request calls STS again
+    const second = await post(x, upload, token);
+    const names = x.sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input.RoleSessionName);
+    const ids = [first, second].map((r) => String(r.headers['x-request-id']).slice(0, 12));
+    expect(names).toHaveLength(2);
+    expect(names[0]).toContain(ids[0]);
+    expect(names[1]).toContain(ids[1]);
+    expect(records(x).map((r) => r.roleSessionName)).toEqual(names);
+  });
+
+  it('a token past its expiry is refused though its plan and grant are held', async () => {
+    // Attack stopped: an expired (or not yet valid) token kept alive by a memoised plan or a
+    // held grant: the token's times are checked on every request, before either is consulted.
+    let offset = 0;
+    const x = await harness({ now: () => Date.now() + offset });
+    const token = await x.token({ sub: 'alice' }, { expiresIn: '20m' });
+    expect((await post(x, upload, token)).statusCode).toBe(200);
+    expect((await post(x, upload, token)).statusCode).toBe(200);
+    offset = 21 * 60_000 + 120_000; // past exp and the clock skew allowance
+    const late = await post(x, upload, token);
+    expect(late.statusCode).toBe(401);
+    expect(late.json().accessKeyId).toBeUndefined();
+    expect(assumeCalls(x)).toBe(1);
+  });
+
   it('an STS failure is not cached: every waiter of that call fails, the next request calls again', async () => {
     // Attack stopped: one AccessDenied or throttled answer replayed to later callers (a
     // self-inflicted outage), or waiters of a failed call left hanging.

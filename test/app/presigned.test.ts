@@ -207,6 +207,33 @@ describe('POST /v1/presigned', () => {
     });
   });
 
+  it('one token, many requests: each is checked and signed for its own keys (plans memoised per token)', async () => {
+    // Attack stopped: a request served the plan memoised for the same token's earlier request
+    // (its keys, or its clean bill), e.g. a traversal key after a valid one.
+    h = await harness();
+    const token = await h.token({ sub: 'alice' });
+    const send = (keys: string[]) =>
+      h!.app.inject({
+        method: 'POST',
+        url: '/v1/presigned',
+        headers: { authorization: `Bearer ${token}` },
+        payload: { profile: 'drop', operation: 'upload', keys },
+      });
+    const a = await send(['a.txt']);
+    const traversal = await send(['../bob/a.txt']);
+    const again = await send(['a.txt']);
+    const b = await send(['b.txt']);
+    expect([a, traversal, again, b].map((r) => r.statusCode)).toEqual([200, 400, 200, 200]);
+    expect(b.json().objects.map((o: Obj) => parse(o.url).path)).toEqual(['/tenant-bucket/drop/alice/b.txt']);
+    expect(again.json().objects.map((o: Obj) => parse(o.url).path)).toEqual(['/tenant-bucket/drop/alice/a.txt']);
+    expect(h.audit.records().map((r) => [r.event, (r.urls as { key: string }[] | undefined)?.[0]?.key])).toEqual([
+      ['presigned.issued', 'drop/alice/a.txt'],
+      ['credentials.denied', undefined],
+      ['presigned.issued', 'drop/alice/a.txt'],
+      ['presigned.issued', 'drop/alice/b.txt'],
+    ]);
+  });
+
   it('each profile delivers only its own way: no credentials for a presigned profile, no URLs for a credentials profile', async () => {
     // Attack stopped: credentials from a size-capped presigned profile (no cap binds them), or a
     // prefix-wide signing session for a profile whose operator never opted in.

@@ -182,3 +182,18 @@ describe('signature keys', () => {
     expect(check('EdDSA', createPublicKey(ed.privateKey), Buffer.alloc(64))).toBe(false);
   });
 });
+
+describe('parsed claims', () => {
+  it('are frozen at every depth', () => {
+    // Attack stopped: claims changed after authorization (by a bug anywhere on the request path)
+    // while the plan memoised from them (src/policy/plan-memo.ts) is still served.
+    const t = parseToken(
+      raw('{"alg":"RS256"}', '{"sub":"alice","groups":["a"],"kubernetes.io":{"namespace":"ns","sa":{"name":"x"}}}'),
+    );
+    const k8s = t.payload['kubernetes.io'] as Record<string, unknown>;
+    for (const v of [t.payload, t.payload.groups, k8s, k8s.sa]) expect(Object.isFrozen(v)).toBe(true);
+    expect(() => {
+      (t.payload as Record<string, unknown>).sub = 'mallory';
+    }).toThrow(TypeError);
+  });
+});
