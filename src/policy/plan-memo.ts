@@ -29,7 +29,8 @@ export interface PlanMemo<T> {
 }
 
 export function createPlanMemo<T>(): PlanMemo<T> {
-  const byCaller = new WeakMap<Caller, Map<string, { readonly profile: Profile; readonly value: T }>>();
+  type Plans = Map<string, { readonly profile: Profile; readonly value: T }>;
+  const byCaller = new WeakMap<Caller, Plans>();
   return {
     get(caller, profile, req, make) {
       if (!Object.isFrozen(caller) || !Object.isFrozen(caller.claims)) return make();
@@ -45,7 +46,7 @@ export function createPlanMemo<T>(): PlanMemo<T> {
       const hit = plans?.get(key);
       if (hit && hit.profile === profile) return hit.value;
       const value = make(); // throws for a refused request: nothing is stored
-      if (!plans) byCaller.set(caller, (plans = new Map()));
+      if (!plans) byCaller.set(caller, (plans = new Map() as Plans));
       plans.delete(key);
       plans.set(key, { profile, value });
       if (plans.size > MAX_PLANS_PER_CALLER) plans.delete(plans.keys().next().value as string);
