@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { LineBatching } from './log-lines.js';
 import { SECRET_FIELDS, type AuditLog } from './audit/audit.js';
 import type { Config } from './config/load.js';
 import { clientErrorResponse } from './errors.js';
@@ -37,6 +38,8 @@ export interface AppDeps {
   readonly audit: AuditLog;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Access lines gathered into batches (src/log-lines.ts); each written at once without it. */
+  readonly accessLogBatching?: LineBatching;
   readonly readiness: Readiness;
   /** Milliseconds since the epoch; injected so tests control time. */
   readonly now: () => number;
@@ -109,7 +112,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       redis: deps.rateLimitRedis,
     });
   await app.register(requestGuardPlugin);
-  await app.register(accessLogPlugin, { metrics, level: env.CREDVEND_ACCESS_LOG, logger: deps.logger });
+  await app.register(accessLogPlugin, {
+    metrics,
+    level: env.CREDVEND_ACCESS_LOG,
+    logger: deps.logger,
+    batching: deps.accessLogBatching,
+  });
   await app.register(errorsPlugin);
 
   // Issuance. Reused credentials and signing sessions are secrets held in memory: none outlives

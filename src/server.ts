@@ -52,12 +52,12 @@ async function main(argv: string[]): Promise<void> {
     );
     return;
   }
-  // Asynchronous, buffered stdout: sonic-boom writes once LOG_BUFFER_BYTES have gathered (or
-  // LOG_FLUSH_MS have passed), instead of one write syscall per access line on the hot path; the
-  // buffer is flushed at exit. Audit records never take this path (src/audit/sink.ts).
+  // Asynchronous stdout, flushed at exit. Access lines reach it in batches (ACCESS_LOG_BATCHING:
+  // one write syscall per batch, not per line, on the hot path); the other lines are few and go
+  // out at once. Audit records never take this path (src/audit/sink.ts).
   const logger = pino(
     { level: config.env.CREDVEND_LOG_LEVEL, base: { service: 'credvend' }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS }),
+    pino.destination({ dest: 1, sync: false }),
   );
 
   const env = config.env;
@@ -159,6 +159,7 @@ async function main(argv: string[]): Promise<void> {
     audit,
     metrics,
     logger,
+    accessLogBatching: ACCESS_LOG_BATCHING,
     readiness,
     now: Date.now,
     ...(rateLimitRedis ? { rateLimitRedis } : {}),
@@ -193,9 +194,8 @@ async function main(argv: string[]): Promise<void> {
   logger.flush(); // supervisors and tests wait for this line
 }
 
-// A few dozen access lines per write; a line waits at most LOG_FLUSH_MS.
-const LOG_BUFFER_BYTES = 8192;
-const LOG_FLUSH_MS = 200;
+// A few dozen access lines per write; a line waits at most 200 ms (flushed when the app closes).
+const ACCESS_LOG_BATCHING = { bytes: 8192, ms: 200 };
 
 function checkAuditPath(spec: string): string | undefined {
   if (spec === 'stdout') return undefined;

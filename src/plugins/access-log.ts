@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
+import { lineWriter, type LineBatching } from '../log-lines.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 /** What the error handler (src/plugins/errors.ts) notes of a 5xx, for the access line. */
@@ -23,18 +24,25 @@ declare module 'fastify' {
 export interface AccessLogPluginOptions {
   readonly metrics: Metrics;
   /**
-   * Where the access lines of answered requests go: the service's logger without the request
-   * logger's redaction. Those lines have fixed fields (reqId, method, route template, status, ms,
-   * ip) and none can hold a secret, while redacting them cost as much as writing them. Failure
-   * lines, which carry an error's fields, still go through `request.log` and its redaction.
+   * Where the access lines of answered requests go: the service's logger, through lineWriter
+   * (src/log-lines.ts), not the request logger and its redaction. Those lines have fixed fields
+   * (reqId, method, route template, status, ms, ip) and none can hold a secret. Failure lines,
+   * which carry an error's fields, still go through `request.log` and its redaction, at once.
    */
   readonly logger: Logger;
+  /** Access lines gathered into one destination write (server.ts); without it, each at once. */
+  readonly batching?: LineBatching | undefined;
   /** CREDVEND_ACCESS_LOG */
   readonly level: 'off' | 'info' | 'debug';
 }
 
-const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (app, { metrics, level, logger }) => {
+const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (
+  app,
+  { metrics, level, logger, batching },
+) => {
   app.decorateRequest('failure', undefined);
+  const lines = lineWriter(logger, batching);
+  app.addHook('onClose', async () => lines.flush());
   // The histogram's labelled series, by route, method and status: prom-client validates and hashes
   // the label object on every observe() otherwise. Bounded: routes are templates, methods and
   // statuses few.
@@ -60,7 +68,7 @@ const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (app, 
       ip: request.ip,
     };
     if (request.failure) request.log.error({ ...line, ...request.failure }, 'request');
-    else if (level !== 'off') logger[level]({ reqId: request.id, ...line }, 'request');
+    else if (level !== 'off') lines.write(level, { reqId: request.id, ...line }, 'request');
     done();
   });
 };
