@@ -9,6 +9,7 @@
 // caller chose (numbers, and strings that JSON.stringify escapes); no secret can be among them:
 // this path is for lines whose fields are fixed, and everything else goes through the logger.
 import pino, { type Logger } from 'pino';
+import { isoTimeCache } from './iso-time.js';
 
 export interface LineBatching {
   /** A batch goes out once this many characters have gathered... */
@@ -38,7 +39,10 @@ interface PinoInternals {
 export function lineWriter(logger: Logger, batching?: LineBatching): LineWriter {
   const internals = logger as unknown as PinoInternals;
   const stream = internals[pino.symbols.streamSym];
-  const time = internals[pino.symbols.timeSym];
+  // pino's ISO time (the service's logger) from a per-millisecond cache: the same string.
+  const isoNow = isoTimeCache();
+  const pinoTime = internals[pino.symbols.timeSym];
+  const time = pinoTime === pino.stdTimeFunctions.isoTime ? () => `,"time":"${isoNow(Date.now())}"` : pinoTime;
   const bindings = internals[pino.symbols.chindingsSym];
   const msgKey = JSON.stringify(internals[pino.symbols.messageKeySym]);
   const heads = { info: `{"level":${logger.levels.values.info}`, debug: `{"level":${logger.levels.values.debug}` };

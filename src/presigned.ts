@@ -18,6 +18,7 @@
 import type { DecisionFacts } from './audit/decision.js';
 import type { Config } from './config/load.js';
 import type { Metrics } from './metrics/metrics.js';
+import { isoTimeCache } from './iso-time.js';
 import { PolicyError } from './policy/errors.js';
 import { checkRequest, planPresignSession, type IssuancePlan } from './policy/plan.js';
 import { createPlanMemo } from './policy/plan-memo.js';
@@ -88,6 +89,9 @@ export interface PresignedVendorDeps {
   readonly metrics: Metrics;
   readonly now: () => number;
 }
+
+// Every URL signed in the same second expires at the same instant: formatted once.
+const expirationIso = isoTimeCache();
 
 export function createPresignedVendor({ config, sts, signer, metrics, now }: PresignedVendorDeps): PresignedVendor {
   // Single flight, failures never stored, LRU per profile, cleared on close: the grant-reuse cache.
@@ -175,7 +179,7 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
       );
       const expiration = new Date(signedAt + expiresIn * 1000);
       facts.presigned = {
-        urls: objects.map((o) => ({ key: o.key, method: o.method, expiration: expiration.toISOString() })),
+        urls: objects.map((o) => ({ key: o.key, method: o.method, expiration: expirationIso(expiration.getTime()) })),
         ...(maxBytes !== undefined ? { maxObjectBytes: maxBytes } : {}),
         sessionReused: got.reused,
         sessionRequestId: got.origin.requestId,

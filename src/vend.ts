@@ -6,6 +6,7 @@ import type { AuditSubject } from './audit/audit.js';
 import type { DecisionFacts, IssuedFacts, PlanFacts, RequestedFacts } from './audit/decision.js';
 import type { Config, Profile } from './config/load.js';
 import { sha256 } from './digest.js';
+import { isoTimeCache } from './iso-time.js';
 import type { Metrics } from './metrics/metrics.js';
 import { PolicyError } from './policy/errors.js';
 import { planIssuance, profileClaims, type CredentialRequest, type IssuancePlan } from './policy/plan.js';
@@ -135,10 +136,13 @@ export function planFacts(plan: IssuancePlan): PlanFacts {
   };
 }
 
+// A reused grant's (or signing session's) expiry, formatted once for all the requests it serves.
+const expirationIso = isoTimeCache();
+
 export function issuedFacts(c: IssuedCredentials): IssuedFacts {
   return {
     accessKeyId: c.accessKeyId,
-    expiration: c.expiration.toISOString(),
+    expiration: expirationIso(c.expiration.getTime()),
     ...(c.packedPolicySize !== undefined ? { packedPolicySize: c.packedPolicySize } : {}),
   };
 }

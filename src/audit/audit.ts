@@ -7,6 +7,7 @@
 // from their identity provider, the User-Agent). JSON escaping stops "\n" from starting a new
 // record; the stream hook below also escapes the characters other line-oriented readers treat as
 // line breaks (U+0085, U+2028, U+2029), so one decision is always exactly one line to any reader.
+import { isoTimeCache } from '../iso-time.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AuditSink } from './sink.js';
 
@@ -146,8 +147,12 @@ export const SECRET_FIELDS = [
 // where \uXXXX is the same JSON value.
 const LINE_BREAK = /[\u0080-\u009f\u2028\u2029]/;
 const LINE_BREAKS = new RegExp(LINE_BREAK.source, 'g');
+// A line whose UTF-8 length is its length is all ASCII (Buffer.byteLength counts natively, many
+// times faster than the regular expression scans): nothing to escape, the common case.
 const escapeLineBreaks = (s: string): string =>
-  LINE_BREAK.test(s) ? s.replace(LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
+  Buffer.byteLength(s) !== s.length && LINE_BREAK.test(s)
+    ? s.replace(LINE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : s;
 
 const CENSOR = '[REDACTED]';
 type Fields = Readonly<Record<string, unknown>>;
@@ -189,9 +194,9 @@ function redacted(event: Fields): Fields {
  * built with one JSON.stringify: pino's redaction and per-field formatting cost more than the rest
  * of a reused grant's request. Secret-named fields are censored wherever an event can nest one;
  * JSON escaping stops "\n" from starting a new record, and the characters other readers take as
- * line breaks are escaped too.
+ * line breaks are escaped too. `at` is the record's time, or its ISO 8601 string.
  */
-export function auditLine(event: AuditEvent, at: Date): string {
+export function auditLine(event: AuditEvent, at: Date | string): string {
   const e = redacted(event as unknown as Fields);
   let first: string | undefined;
   for (const k in e) {
@@ -200,7 +205,7 @@ export function auditLine(event: AuditEvent, at: Date): string {
   }
   // `event` first: what a reader scans for (decisionRecord builds it so; others are reordered).
   const body = JSON.stringify(first === 'event' ? e : { event: e.event, ...e });
-  const head = `{"level":30,"time":"${at.toISOString()}","log":"audit"`;
+  const head = `{"level":30,"time":"${typeof at === 'string' ? at : at.toISOString()}","log":"audit"`;
   return escapeLineBreaks(body.length > 2 ? `${head},${body.slice(1)}\n` : `${head}}\n`);
 }
 
@@ -217,7 +222,8 @@ interface Pending {
  * whether its own line landed.
  */
 export function createAuditLog(sink: AuditSink, opts: AuditLogOptions = {}): AuditLog {
-  const format = (event: AuditEvent): string => auditLine(event, new Date());
+  const isoNow = isoTimeCache();
+  const format = (event: AuditEvent): string => auditLine(event, isoNow(Date.now()));
 
   const maxOwed = opts.maxOwed ?? 10_000;
   let queue: Pending[] = [];

@@ -2,6 +2,7 @@
 // (src/s3/presign.ts) and signed STS calls (src/sts/http-client.ts). Both are checked against the
 // SDK's own signer in their tests.
 import { createHmac } from 'node:crypto';
+import { isoTimeCache } from '../iso-time.js';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 
@@ -17,9 +18,11 @@ const RESERVED_ALL = /[!'()*]/g;
 
 /** `20240102T030405Z` */
 export function amzDate(at: Date): string {
-  const iso = at.toISOString();
+  const iso = isoNow(at.getTime());
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
 }
+// Every URL of a request (and of the requests of the same second) is signed at one instant.
+const isoNow = isoTimeCache();
 
 /** kSigning: the key a signature of `day` (YYYYMMDD), region and service is computed with. */
 export function deriveSigningKey(secretAccessKey: string, day: string, region: string, service: string): Buffer {

@@ -1,5 +1,6 @@
 // POST /v1/credentials: the core route. Thin: validate, vend, format.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { isoTimeCache } from '../iso-time.js';
 import type { Vended } from '../vend.js';
 import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './api-schemas.js';
 import type { RouteDeps } from './deps.js';
@@ -35,12 +36,15 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   };
 }
 
+// A reused grant's expiry, formatted once for all the requests it answers.
+const expirationIso = isoTimeCache();
+
 export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) {
   return {
     accessKeyId: c.accessKeyId,
     secretAccessKey: c.secretAccessKey,
     sessionToken: c.sessionToken,
-    expiration: c.expiration.toISOString(),
+    expiration: expirationIso(c.expiration.getTime()),
     region: plan.region,
     bucket: plan.bucket,
     ...(plan.keys ? { keys: [...plan.keys] } : { prefix: plan.prefix ?? '' }),
@@ -57,7 +61,7 @@ export function processFormat({ credentials: c }: Vended) {
     AccessKeyId: c.accessKeyId,
     SecretAccessKey: c.secretAccessKey,
     SessionToken: c.sessionToken,
-    Expiration: c.expiration.toISOString(),
+    Expiration: expirationIso(c.expiration.getTime()),
   };
 }
 
@@ -74,7 +78,7 @@ export function envFormat({ plan, credentials: c }: Vended): string {
     ['AWS_REGION', plan.region],
     ['AWS_DEFAULT_REGION', plan.region],
     ['CREDVEND_BUCKET', plan.bucket],
-    ['CREDVEND_EXPIRATION', c.expiration.toISOString()],
+    ['CREDVEND_EXPIRATION', expirationIso(c.expiration.getTime())],
   ];
   if (plan.keys) {
     vars.push(['CREDVEND_KEY', plan.keys[0] ?? '']);

@@ -25,10 +25,14 @@ describe('lineWriter', () => {
   afterEach(() => void vi.useRealTimers());
 
   it.each([
-    ['the service’s logger', { level: 'info', base: { service: 'credvend' }, timestamp: FIXED_TIME }],
+    [
+      'the service’s logger',
+      { level: 'info', base: { service: 'credvend' }, timestamp: pino.stdTimeFunctions.isoTime },
+    ],
+    ['a fixed clock (times compared too)', { level: 'info', base: { service: 'credvend' }, timestamp: FIXED_TIME }],
     ['a default pino logger (pid, hostname)', { level: 'debug', timestamp: FIXED_TIME }],
     ['a child with other bindings', { level: 'info', base: { service: 'credvend', listener: 'api' } }],
-  ] as const)('writes what pino writes, for %s', (_name, opts) => {
+  ] as const)('writes what pino writes, for %s', (_name, opts: pino.LoggerOptions) => {
     const mine = captured(opts);
     const theirs = captured(opts);
     const odd = { ...fields, ip: 'a"b\\c\nd\u0001e\u2028é', route: 'unmatched' };
@@ -45,6 +49,11 @@ describe('lineWriter', () => {
     expect(untimed(mine.chunks)).toEqual(untimed(theirs.chunks));
     expect(mine.chunks.length).toBe(opts.level === 'debug' ? 3 : 2);
     for (const line of mine.chunks) expect(JSON.parse(line)).toMatchObject({ msg: 'request', method: 'POST' });
+    if (opts.timestamp === FIXED_TIME) expect(mine.chunks).toEqual(theirs.chunks);
+    if (opts.timestamp === pino.stdTimeFunctions.isoTime) {
+      const t = Date.parse((JSON.parse(mine.chunks[0]!) as { time: string }).time);
+      expect(Math.abs(t - Date.now())).toBeLessThan(5_000);
+    }
   });
 
   it('writes nothing at a level the logger has off', () => {
