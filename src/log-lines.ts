@@ -63,9 +63,9 @@ export function lineWriter(logger: Logger, batching?: LineBatching): LineWriter 
   return {
     write(level, fields, msg) {
       if (!logger.isLevelEnabled(level)) return;
-      let line = heads[level] + time() + bindings;
-      for (const k in fields) line += `,${JSON.stringify(k)}:${JSON.stringify(fields[k])}`;
-      line += `,${msgKey}:${JSON.stringify(msg)}}\n`;
+      // One JSON.stringify for all the fields: `{...}` without its braces is pino's `,"k":v` run.
+      const body = JSON.stringify(fields);
+      const line = `${heads[level]}${time()}${bindings}${body.length > 2 ? `,${body.slice(1, -1)}` : ''},${msgKey}:${JSON.stringify(msg)}}\n`;
       if (!batching) {
         stream.write(line);
         return;
