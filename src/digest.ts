@@ -8,6 +8,14 @@ type Encoding = 'hex' | 'base64url';
 
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: Encoding) => string }).hash;
 
+/**
+ * SHA-256 of bytes, as bytes, in one call where Node has crypto.hash (HMAC in src/aws/sigv4.ts).
+ */
+export const sha256Bytes = oneShot
+  ? (data: Buffer): Buffer =>
+      (oneShot as unknown as (a: string, d: Buffer, e: 'buffer') => Buffer)('sha256', data, 'buffer')
+  : (data: Buffer): Buffer => crypto.createHash('sha256').update(data).digest();
+
 export const sha256 = oneShot
   ? (data: string, encoding: Encoding = 'hex'): string => oneShot('sha256', data, encoding)
   : (data: string, encoding: Encoding = 'hex'): string => crypto.createHash('sha256').update(data).digest(encoding);

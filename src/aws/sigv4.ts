@@ -1,7 +1,8 @@
 // The pieces of AWS Signature Version 4 that credvend computes itself: presigned S3 URLs and forms
 // (src/s3/presign.ts) and signed STS calls (src/sts/http-client.ts). Both are checked against the
 // SDK's own signer in their tests.
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { sha256Bytes } from '../digest.js';
 import { isoTimeCache } from '../iso-time.js';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -34,5 +35,31 @@ export function deriveSigningKey(secretAccessKey: string, day: string, region: s
 
 /** HMAC-SHA256 of `data` under a signing key, as the hex signature SigV4 sends. */
 export function signature(signingKey: Buffer, data: string): string {
-  return createHmac('sha256', signingKey).update(data).digest('hex');
+  const { inner, outer } = padsOf(signingKey);
+  // RFC 2104: H((K ^ opad) || H((K ^ ipad) || data)), from two one-shot digests. createHmac built
+  // a stream object per call, which cost more than the hashing itself: this runs once per
+  // presigned URL and per STS call. test/unit/sigv4.test.ts holds it to createHmac.
+  sha256Bytes(Buffer.concat([inner, Buffer.from(data, 'utf8')])).copy(outer, BLOCK);
+  return sha256Bytes(outer).toString('hex');
+}
+
+const BLOCK = 64; // SHA-256's block size
+/** A signing key's padded blocks, once per key (a session's key lives for its day). */
+const pads = new WeakMap<Buffer, { readonly inner: Buffer; readonly outer: Buffer }>();
+function padsOf(key: Buffer): { readonly inner: Buffer; readonly outer: Buffer } {
+  let p = pads.get(key);
+  if (!p) {
+    const k = key.length > BLOCK ? createHash('sha256').update(key).digest() : key;
+    const inner = Buffer.alloc(BLOCK, 0x36);
+    // The outer block is followed by room for the inner digest (written there per call: the
+    // process is single-threaded and nothing awaits in between).
+    const outer = Buffer.alloc(BLOCK + 32, 0x5c);
+    for (let i = 0; i < k.length; i++) {
+      inner[i]! ^= k[i]!;
+      outer[i]! ^= k[i]!;
+    }
+    p = { inner, outer };
+    pads.set(key, p);
+  }
+  return p;
 }
