@@ -7,16 +7,17 @@
 // per-account request rate.
 //
 // Threat: a caller reaching another key. Authorization and the key rules run for every token and
-// request (checkRequest, exactly as for credentials; memoised per verified caller, plan-memo.ts); the session's policy grants the subject's whole
-// profile prefix, but the session never leaves the process, and each URL pins its key (SigV4
-// signs the path; a POST policy has an exact `key` condition).
+// request (checkRequest, exactly as for credentials; memoised per verified caller, plan-memo.ts);
+// the session's policy grants the subject's whole profile prefix, but the session never leaves
+// the process, and each URL pins its key (SigV4 signs the path; a POST policy has an exact `key`
+// condition).
 // Threat: the session's secret leaking. It is kept in memory only (never in an answer, a log
 // line or an audit record: those name its accessKeyId), bounded per profile and dropped on
 // close. A URL carries the session token (X-Amz-Security-Token) by design, never the secret.
 // Threat: an oversized upload. Only a POST policy's content-length-range is enforced by S3, so
 // with maxObjectBytes uploads get POST forms only, never a PUT URL (which cannot be capped).
-import type { DecisionFacts } from './audit/decision.js';
-import type { Config } from './config/load.js';
+import type { DecisionFacts, PlanFacts } from './audit/decision.js';
+import type { Config, Profile } from './config/load.js';
 import type { Metrics } from './metrics/metrics.js';
 import { isoTimeCache } from './iso-time.js';
 import { PolicyError } from './policy/errors.js';
@@ -28,8 +29,6 @@ import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS, roleSessionName } from './poli
 import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
 import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { createGrantReuse, grantKey } from './sts/reuse.js';
-import type { PlanFacts } from './audit/decision.js';
-import type { Profile } from './config/load.js';
 import { beginDecision, issuedFacts, meteredAssumeRole, planFacts } from './vend.js';
 
 export interface PresignRequest {

@@ -13,12 +13,17 @@
 // reads. A caller that is not frozen is never memoised.
 // Threat: a refusal skipped. Only plans are stored, never errors: a refused request is checked
 // again every time, and a plan is stored only once every check has passed.
-// Bounded: MAX_PLANS_PER_CALLER per token; the oldest goes first.
+// Bounded, against an authenticated caller growing the process with ever new requests: only
+// requests whose key is at most MAX_KEY_CHARS long are memoised (a few keys; larger ones are
+// planned every time), MAX_PLANS_PER_CALLER per token (the oldest goes first), for the 1,000
+// tokens the verified-token cache holds (src/auth/authenticate.ts): a few thousand plans of a
+// few KB at worst.
 import type { Profile } from '../config/load.js';
 import type { Caller } from './caller.js';
 import type { CredentialRequest } from './plan.js';
 
-export const MAX_PLANS_PER_CALLER = 16;
+export const MAX_PLANS_PER_CALLER = 4;
+export const MAX_KEY_CHARS = 2048;
 
 /** What planning reads of a request (the presigned route has no prefix or duration). */
 export type PlanInput = Pick<CredentialRequest, 'operation' | 'keys' | 'prefix' | 'durationSeconds'>;
@@ -42,6 +47,7 @@ export function createPlanMemo<T>(): PlanMemo<T> {
         req.prefix ?? null,
         req.durationSeconds ?? null,
       ]);
+      if (key.length > MAX_KEY_CHARS) return make();
       let plans = byCaller.get(caller);
       const hit = plans?.get(key);
       if (hit && hit.profile === profile) return hit.value;

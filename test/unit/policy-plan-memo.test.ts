@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Profile } from '../../src/config/load.js';
 import type { Caller } from '../../src/policy/caller.js';
-import { createPlanMemo, MAX_PLANS_PER_CALLER, type PlanInput } from '../../src/policy/plan-memo.js';
+import { createPlanMemo, MAX_KEY_CHARS, MAX_PLANS_PER_CALLER, type PlanInput } from '../../src/policy/plan-memo.js';
 
 const frozenCaller = (sub: string, claims: Record<string, unknown> = { sub }): Caller =>
   Object.freeze({
@@ -114,5 +114,17 @@ describe('plan memo', () => {
     expect(m.made()).toBe(MAX_PLANS_PER_CALLER + 1);
     m.get(alice, p, req(0)); // the oldest: dropped, planned again
     expect(m.made()).toBe(MAX_PLANS_PER_CALLER + 2);
+  });
+
+  it('does not memoise a request with many or long keys', () => {
+    // Mistake stopped: an authenticated caller growing the process with large distinct requests
+    // (up to the body limit each), memoised for as long as its token is cached.
+    const m = counted();
+    const alice = frozenCaller('alice');
+    const p = profile('uploads');
+    const big: PlanInput = { operation: 'upload', keys: ['k'.repeat(MAX_KEY_CHARS)] };
+    m.get(alice, p, big);
+    m.get(alice, p, big);
+    expect(m.made()).toBe(2);
   });
 });
