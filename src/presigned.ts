@@ -16,12 +16,12 @@
 // close. A URL carries the session token (X-Amz-Security-Token) by design, never the secret.
 // Threat: an oversized upload. Only a POST policy's content-length-range is enforced by S3, so
 // with maxObjectBytes uploads get POST forms only, never a PUT URL (which cannot be capped).
-import type { DecisionFacts, PlanFacts } from './audit/decision.js';
+import type { DecisionFacts } from './audit/decision.js';
 import type { Config, Profile } from './config/load.js';
 import type { Metrics } from './metrics/metrics.js';
 import { isoTimeCache } from './iso-time.js';
 import { PolicyError } from './policy/errors.js';
-import { checkRequest, planPresignSession, type IssuancePlan } from './policy/plan.js';
+import { checkRequest, planPresignSession } from './policy/plan.js';
 import { createPlanMemo } from './policy/plan-memo.js';
 import type { Caller } from './policy/caller.js';
 import type { Operation } from './policy/session-policy.js';
@@ -29,7 +29,7 @@ import { clampUrlSeconds, PRESIGN_MARGIN_SECONDS, roleSessionName } from './poli
 import { widensPostPolicy, type SessionSigner, type UrlSigner } from './s3/presign.js';
 import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { createGrantReuse, grantKey } from './sts/reuse.js';
-import { beginDecision, issuedFacts, meteredAssumeRole, planFacts } from './vend.js';
+import { beginDecision, issuedFacts, meteredAssumeRole, named, planFacts, type Planned } from './vend.js';
 
 export interface PresignRequest {
   readonly operation: Operation;
@@ -73,12 +73,9 @@ export interface PresignedVendor {
 
 type PresignKeys = Pick<PresignRequest, 'operation' | 'keys'>;
 
-/** A request's checked keys and its signing session's plan, grant key and audit fields. */
-interface Planned {
+/** A request's checked keys, and its signing session's plan, audit fields and grant key. */
+interface PlannedKeys extends Planned {
   readonly keys: readonly string[];
-  readonly session: IssuancePlan;
-  readonly key: string;
-  readonly facts: PlanFacts;
 }
 
 export interface PresignedVendorDeps {
@@ -103,15 +100,15 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
   const callSts = meteredAssumeRole(sts, metrics, now);
   // Checked once per caller and request, then memoised (src/policy/plan-memo.ts): the target
   // keys, the signing session's plan, its grant key and audit fields.
-  const memo = createPlanMemo<Planned>();
-  const planned = (profile: Profile, caller: Caller, req: PresignKeys, requestId: string): Planned => {
+  const memo = createPlanMemo<PlannedKeys>();
+  const planned = (profile: Profile, caller: Caller, req: PresignKeys, requestId: string): PlannedKeys => {
     const { base, target } = checkRequest(profile, caller, req, opts);
     const keys = 'keys' in target ? target.keys : [];
     if (req.operation === 'upload' && profile.maxObjectBytes !== undefined && keys.some(widensPostPolicy)) {
       throw new PolicyError('invalid_key', "a key ending in '${filename}' cannot be pinned by a POST policy");
     }
-    const session = planPresignSession(profile, caller, req.operation, base, requestId);
-    return { keys, session, key: grantKey(caller, session), facts: planFacts(session) };
+    const plan = planPresignSession(profile, caller, req.operation, base, requestId);
+    return { keys, plan, key: grantKey(caller, plan), facts: planFacts(plan) };
   };
 
   return {
@@ -120,7 +117,7 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
       const profile = beginDecision(facts, config, caller, profileName, req);
       const keyReq = { operation: req.operation, keys: req.keys };
       const p = memo.get(caller, profile, keyReq, () => planned(profile, caller, keyReq, requestId));
-      const { keys, session } = p;
+      const { keys } = p;
       const maxBytes = req.operation === 'upload' ? profile.maxObjectBytes : undefined;
       const wanted = clampUrlSeconds(req.expiresSeconds, profile);
       // The session's name is that of the request whose call creates it (memoised plan or not).
@@ -135,17 +132,16 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
             origin: { requestId, roleSessionName: name },
             signal: facts.signal,
           },
-          () =>
-            callSts(session.roleSessionName === name ? session : { ...session, roleSessionName: name }, facts.signal),
+          () => callSts(named(p, name).plan, facts.signal),
         );
       } catch (err) {
-        facts.plan = { ...p.facts, roleSessionName: name };
+        facts.plan = named(p, name).facts;
         if (err instanceof StsError) facts.upstreamCode = err.code;
         throw err;
       }
       metrics.presignSessions.inc({ outcome: got.reused ? 'cached' : 'new' });
       const c = got.credentials;
-      facts.plan = { ...p.facts, roleSessionName: got.origin.roleSessionName };
+      facts.plan = named(p, got.origin.roleSessionName).facts;
       facts.issued = issuedFacts(c);
 
       // A URL must die before its session (SigV4 would refuse it then anyway, with a less clear

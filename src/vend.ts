@@ -17,6 +17,7 @@ import { StsError, type Sts, type IssuedCredentials } from './sts/sts.js';
 import { grantKey, type GrantReuse } from './sts/reuse.js';
 
 export interface Vended {
+  /** The plan of the session the credentials belong to (a reused grant's: its session name). */
   readonly plan: IssuancePlan;
   readonly credentials: IssuedCredentials;
 }
@@ -58,13 +59,14 @@ export function createVendor({ config, sts, metrics, now, grants }: VendorDeps):
       const p = reuse
         ? memo.get(caller, profile, req, () => planned(profile, caller, req, requestId))
         : planned(profile, caller, req, requestId);
-      // The session name is this request's, memoised plan or not: it joins CloudTrail to this record.
+      // A call this request makes carries its own session name, memoised plan or not: it joins
+      // CloudTrail to this record. A reuse's record names the session it handed out.
       const name = roleSessionName(caller, requestId);
-      const plan = p.plan.roleSessionName === name ? p.plan : { ...p.plan, roleSessionName: name };
-      facts.plan = p.facts.roleSessionName === name ? p.facts : { ...p.facts, roleSessionName: name };
       // Counted once per STS call: with grant reuse, only by the request whose call it is.
-      const callSts = () => assumeRole(plan, facts.signal);
+      const callSts = () => assumeRole(named(p, name).plan, facts.signal);
       let credentials: IssuedCredentials;
+      // The session the credentials belong to: this request's, or the reused grant's.
+      let used: Pick<Planned, 'plan' | 'facts'>;
       try {
         // After planning (a refused request never reaches the cache), before the gate (a reuse
         // never takes an STS slot).
@@ -81,24 +83,43 @@ export function createVendor({ config, sts, metrics, now, grants }: VendorDeps):
           );
           credentials = got.credentials;
           if (got.reused) facts.reused = got.origin;
+          used = named(p, got.origin.roleSessionName);
         } else {
+          used = named(p, name);
           credentials = await callSts();
         }
       } catch (err) {
+        facts.plan = named(p, name).facts;
         if (err instanceof StsError) facts.upstreamCode = err.code;
         throw err;
       }
+      facts.plan = used.facts;
       facts.issued = issuedFacts(credentials);
-      return { plan, credentials };
+      return { plan: used.plan, credentials };
     },
   };
 }
 
-/** A request's plan, its audit fields and (with grant reuse) its grant key. */
-interface Planned {
+/** A request's plan, its audit fields and (with grant reuse) its grant key, as memoised. */
+export interface Planned {
   readonly plan: IssuancePlan;
   readonly facts: PlanFacts;
   readonly key: string;
+  /** The plan under the last other session name asked for (see named). */
+  renamed?: Pick<Planned, 'plan' | 'facts'>;
+}
+
+/**
+ * The plan and its audit fields under session name `name`. The copy for another name is kept on
+ * the memoised entry: the requests a reused grant or signing session serves all ask for its one
+ * name, and copying a plan per request took V8's slow object-copy path.
+ */
+export function named(p: Planned, name: string): Pick<Planned, 'plan' | 'facts'> {
+  if (p.plan.roleSessionName === name) return p;
+  if (p.renamed?.plan.roleSessionName !== name) {
+    p.renamed = { plan: { ...p.plan, roleSessionName: name }, facts: { ...p.facts, roleSessionName: name } };
+  }
+  return p.renamed;
 }
 
 /**

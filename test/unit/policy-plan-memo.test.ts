@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { Profile } from '../../src/config/load.js';
 import type { Caller } from '../../src/policy/caller.js';
 import { createPlanMemo, MAX_KEY_CHARS, MAX_PLANS_PER_CALLER, type PlanInput } from '../../src/policy/plan-memo.js';
+import { named, planFacts, type Planned } from '../../src/vend.js';
+import { PLAN } from '../helpers/policy.js';
 
 const frozenCaller = (sub: string, claims: Record<string, unknown> = { sub }): Caller =>
   Object.freeze({
@@ -126,5 +128,21 @@ describe('plan memo', () => {
     m.get(alice, p, big);
     m.get(alice, p, big);
     expect(m.made()).toBe(2);
+  });
+});
+
+describe('a memoised plan under another session name (named)', () => {
+  it('always carries the name asked for, in the plan and its audit fields, and leaves the entry as it was', () => {
+    // Mistake stopped: a request's STS call (or a reuse's record) carrying the session name of
+    // whichever request asked before it, through the copy kept on the shared entry.
+    const p: Planned = { plan: PLAN, facts: planFacts(PLAN), key: 'k' };
+    expect(named(p, PLAN.roleSessionName)).toBe(p);
+    for (const name of ['a', 'a', 'b', 'a', PLAN.roleSessionName, 'b']) {
+      const n = named(p, name);
+      expect([n.plan.roleSessionName, n.facts.roleSessionName]).toEqual([name, name]);
+      expect(n.plan.policy).toBe(PLAN.policy);
+    }
+    expect([p.plan.roleSessionName, p.facts.roleSessionName]).toEqual([PLAN.roleSessionName, PLAN.roleSessionName]);
+    expect(named(p, 'b')).toBe(named(p, 'b')); // kept while the same name is asked for
   });
 });
