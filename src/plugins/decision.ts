@@ -22,6 +22,8 @@ import { OPERATIONS, type Operation } from '../policy/session-policy.js';
 declare module 'fastify' {
   interface FastifyRequest {
     decision?: DecisionFacts;
+    /** Until the decision's one record is written (onSend): the problem the answer reports. */
+    decisionPending?: PendingDecision | undefined;
   }
   interface FastifyContextConfig {
     /** Requests to this route are decisions: one audit record each (src/plugins/decision.ts). */
@@ -39,22 +41,24 @@ export interface DecisionPluginOptions {
   readonly config: Config;
 }
 
-interface Pending {
+export interface PendingDecision {
   problem?: { readonly problem: HttpProblem; readonly err: unknown };
 }
 
 const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { audit, metrics, config }) => {
-  const pending = new WeakMap<FastifyRequest, Pending>();
   // One signal for every decision: shutdown ends them all at once, and a controller per request
   // would cost more than the rest of this plugin. Each upstream call listens on it while it runs.
   const shutdown = new AbortController();
   setMaxListeners(0, shutdown.signal);
   app.decorateRequest('decision', undefined);
+  // A request property, not a WeakMap keyed by the request: a WeakMap insertion per request is a
+  // runtime call that measured as much as the rest of this hook.
+  app.decorateRequest('decisionPending', undefined);
   app.decorate('abortDecisions', (reason: Error) => shutdown.abort(reason));
 
   app.addHook('onRequest', (request, _reply, done) => {
     if (request.routeOptions.config.decision) {
-      pending.set(request, {});
+      request.decisionPending = {};
       request.decision = { signal: shutdown.signal };
     }
     done();
@@ -62,15 +66,15 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
 
   // The error handler (src/plugins/errors.ts) reports the problem it answered with; the record names its code.
   app.decorateRequest('reportProblem', function (this: FastifyRequest, problem: HttpProblem, err: unknown) {
-    const p = pending.get(this);
+    const p = this.decisionPending;
     if (p) p.problem = { problem, err };
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
-    const p = pending.get(request);
+    const p = request.decisionPending;
     const facts = request.decision;
     if (!p || !facts) return payload;
-    pending.delete(request);
+    request.decisionPending = undefined; // exactly one record
     const outcome = outcomeOf(reply.statusCode, facts, p.problem);
     if (!facts.profile) Object.assign(facts, requestedProfile(request, config));
     if (!facts.subject && request.caller)
@@ -120,7 +124,7 @@ declare module 'fastify' {
   }
 }
 
-function outcomeOf(status: number, facts: DecisionFacts, reported: Pending['problem']): Outcome {
+function outcomeOf(status: number, facts: DecisionFacts, reported: PendingDecision['problem']): Outcome {
   if (status < 400 && facts.issued) return { kind: facts.reused ? 'reused' : 'issued' };
   const problem = reported?.problem;
   const errorCode = problem?.code ?? 'CV_INTERNAL';

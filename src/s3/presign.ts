@@ -73,8 +73,10 @@ const MAX_PRESIGNED_SECONDS = 604_800;
 
 /** An object key in a URL path: each segment escaped, '/' kept (the SDK's greedy label). */
 function encodeKeyPath(key: string): string {
-  return key.split('/').map(escapeUri).join('/');
+  // Only characters escaping leaves as they are (RFC 3986 unreserved, and '/'): the key itself.
+  return UNRESERVED_PATH.test(key) ? key : key.split('/').map(escapeUri).join('/');
 }
+const UNRESERVED_PATH = /^[A-Za-z0-9\-._~/]*$/;
 
 /** A session's credentials with its SigV4 signing key, derived once per day and region. */
 export interface SigningSession {
