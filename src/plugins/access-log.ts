@@ -43,32 +43,17 @@ const accessLogPlugin: FastifyPluginAsync<AccessLogPluginOptions> = async (
   app.decorateRequest('failure', undefined);
   const lines = lineWriter(logger, batching);
   app.addHook('onClose', async () => lines.flush());
-  // The histogram's labelled series, by route, method and status: prom-client validates and hashes
-  // the label object on every observe() otherwise. Bounded: routes are templates, methods and
-  // statuses few.
-  const series = new Map<string, { observe(seconds: number): void }>();
-  const durationOf = (route: string, method: string, status: number) => {
-    const id = `${route} ${method} ${status}`;
-    let s = series.get(id);
-    if (!s) {
-      s = metrics.httpDuration.labels({ route, method, status_code: String(status) });
-      series.set(id, s);
-    }
-    return s;
-  };
   app.addHook('onResponse', (request, reply, done) => {
     // The route template, never the raw URL (keys, profile names and random paths are unbounded).
     const route = request.routeOptions.url ?? 'unmatched';
-    durationOf(route, request.method, reply.statusCode).observe(reply.elapsedTime / 1000);
-    const line = {
-      method: request.method,
-      route,
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 10) / 10,
-      ip: request.ip,
-    };
-    if (request.failure) request.log.error({ ...line, ...request.failure }, 'request');
-    else if (level !== 'off') lines.write(level, { reqId: request.id, ...line }, 'request');
+    const method = request.method;
+    const status = reply.statusCode;
+    metrics.httpDuration.observe({ route, method, status_code: String(status) }, reply.elapsedTime / 1000);
+    const ms = Math.round(reply.elapsedTime * 10) / 10;
+    const ip = request.ip;
+    // Object literals, not a spread of one: V8 copies a spread of a fresh object slowly.
+    if (request.failure) request.log.error({ method, route, status, ms, ip, ...request.failure }, 'request');
+    else if (level !== 'off') lines.write(level, { reqId: request.id, method, route, status, ms, ip }, 'request');
     done();
   });
 };
