@@ -80,15 +80,12 @@ const decisionPlugin: FastifyPluginAsync<DecisionPluginOptions> = async (app, { 
     if (!facts.subject && request.caller)
       facts.subject = { iss: request.caller.issuer, sub: request.caller.subject, claims: {} };
     const ua = request.headers['user-agent'];
-    const record = decisionRecord(
-      facts,
-      {
-        requestId: request.id,
-        clientIp: request.ip,
-        ...(typeof ua === 'string' ? { userAgent: ua.slice(0, 256) } : {}),
-      },
-      outcome,
-    );
+    // Literals of two fixed shapes: the record spreads this object again (see decisionRecord).
+    const asked =
+      typeof ua === 'string'
+        ? { requestId: request.id, clientIp: request.ip, userAgent: ua.slice(0, 256) }
+        : { requestId: request.id, clientIp: request.ip };
+    const record = decisionRecord(facts, asked, outcome);
     try {
       await audit.record(record);
     } catch (err) {
