@@ -20,6 +20,8 @@ export interface Vended {
   /** The plan of the session the credentials belong to (a reused grant's: its session name). */
   readonly plan: IssuancePlan;
   readonly credentials: IssuedCredentials;
+  /** The credentials' expiry in ISO 8601, as the audit record has it (formatted once). */
+  readonly expiration: string;
 }
 
 export interface Vendor {
@@ -95,7 +97,7 @@ export function createVendor({ config, sts, metrics, now, grants }: VendorDeps):
       }
       facts.plan = used.facts;
       facts.issued = issuedFacts(credentials);
-      return { plan: used.plan, credentials };
+      return { plan: used.plan, credentials, expiration: facts.issued.expiration };
     },
   };
 }

@@ -24,7 +24,7 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
         const { key, ...rest } = request.query;
         const keys = asList(key);
         const req = keys === undefined ? rest : { ...rest, keys };
-        const { credentials: c } = await deps.vendor.vend(
+        const { credentials: c, expiration } = await deps.vendor.vend(
           request.caller!,
           request.params.profile,
           req,
@@ -36,7 +36,7 @@ export function containerCredentialsRoute(deps: RouteDeps): FastifyPluginAsyncZo
           AccessKeyId: c.accessKeyId,
           SecretAccessKey: c.secretAccessKey,
           Token: c.sessionToken,
-          Expiration: c.expiration.toISOString(),
+          Expiration: expiration,
         };
       },
     );

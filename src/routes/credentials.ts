@@ -1,6 +1,5 @@
 // POST /v1/credentials: the core route. Thin: validate, vend, format.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { isoTimeCache } from '../iso-time.js';
 import type { Vended } from '../vend.js';
 import { credentialsAnyFormat, credentialsBody, credentialsQuery, errorResponses } from './api-schemas.js';
 import type { RouteDeps } from './deps.js';
@@ -36,15 +35,12 @@ export function credentialsRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   };
 }
 
-// A reused grant's expiry, formatted once for all the requests it answers.
-const expirationIso = isoTimeCache();
-
-export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) {
+export function jsonFormat({ plan, credentials: c, expiration }: Vended, requestId: string) {
   return {
     accessKeyId: c.accessKeyId,
     secretAccessKey: c.secretAccessKey,
     sessionToken: c.sessionToken,
-    expiration: expirationIso(c.expiration.getTime()),
+    expiration,
     region: plan.region,
     bucket: plan.bucket,
     ...(plan.keys ? { keys: [...plan.keys] } : { prefix: plan.prefix ?? '' }),
@@ -55,13 +51,13 @@ export function jsonFormat({ plan, credentials: c }: Vended, requestId: string) 
 }
 
 /** AWS CLI/SDK `credential_process` output, version 1. */
-export function processFormat({ credentials: c }: Vended) {
+export function processFormat({ credentials: c, expiration }: Vended) {
   return {
     Version: 1 as const,
     AccessKeyId: c.accessKeyId,
     SecretAccessKey: c.secretAccessKey,
     SessionToken: c.sessionToken,
-    Expiration: expirationIso(c.expiration.getTime()),
+    Expiration: expiration,
   };
 }
 
@@ -70,7 +66,7 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export function envFormat({ plan, credentials: c }: Vended): string {
+export function envFormat({ plan, credentials: c, expiration }: Vended): string {
   const vars: [string, string][] = [
     ['AWS_ACCESS_KEY_ID', c.accessKeyId],
     ['AWS_SECRET_ACCESS_KEY', c.secretAccessKey],
@@ -78,7 +74,7 @@ export function envFormat({ plan, credentials: c }: Vended): string {
     ['AWS_REGION', plan.region],
     ['AWS_DEFAULT_REGION', plan.region],
     ['CREDVEND_BUCKET', plan.bucket],
-    ['CREDVEND_EXPIRATION', expirationIso(c.expiration.getTime())],
+    ['CREDVEND_EXPIRATION', expiration],
   ];
   if (plan.keys) {
     vars.push(['CREDVEND_KEY', plan.keys[0] ?? '']);
