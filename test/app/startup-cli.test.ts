@@ -2,7 +2,7 @@
 // with every problem listed (exit 2); failed start-up checks stop it too (exit 3); /readyz on the
 // admin listener is 503 until the checks passed. The child gets an explicit environment, never
 // this process's (no keys or profiles from the machine running the tests leak in).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +28,16 @@ const ISSUER = {
 
 let dir: string;
 const servers: Loopback[] = [];
+// Every child is killed after its test: a test that timed out must not go on writing into the
+// next test's directory (`dir`) or holding its ports.
+const children: ChildProcess[] = [];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'credvend-cli-'));
 });
 afterEach(async () => {
+  // SIGTERM: tsx passes it on to the node process it runs (a SIGKILL would orphan that one).
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
   await Promise.all(servers.splice(0).map((s) => s.close()));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -76,6 +81,7 @@ interface Child {
 
 function run(args: string[], env: Record<string, string>): Child {
   const child = spawn(TSX, ['src/server.ts', ...args], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));

@@ -177,6 +177,37 @@ describe('duplicate keys', () => {
     );
   });
 
+  it('refuses duplicate YAML keys however they are spelled, at any depth, in flow mappings and lists too', () => {
+    // Attack/mistake: a second spelling of a profile or a field (quoted, flow style, nested in a
+    // list) silently replacing the reviewed one, as last-wins parsing would.
+    const cases: [string, string][] = [
+      ['issuers: []\nprofiles:\n  a: {}\n  "a": {}\n', '"a" at line 4, column 3'],
+      ["issuers: []\nprofiles: {a: {}, 'a': {}}\n", '"a" at line 2'],
+      [
+        'issuers: []\nprofiles:\n  p:\n    roleArn: x\n    bucket: b\n    roleArn: y\n',
+        '"roleArn" at line 6, column 5',
+      ],
+      ['issuers:\n  - issuer: a\n    issuer: b\nprofiles: {}\n', '"issuer" at line 3, column 5'],
+    ];
+    for (const [yaml, where] of cases)
+      expect(problemsOf(() => loadText(yaml, '/etc/credvend/profiles.yaml'))[0]).toContain(
+        `cannot be read or parsed (Map keys must be unique: ${where}`,
+      );
+  });
+
+  it('finds a duplicate among tens of thousands of YAML keys, and takes keys that only look alike as distinct', () => {
+    // Mistake: the duplicate hidden at the end of a long file. The check is a set per mapping:
+    // the yaml library's own (`uniqueKeys`) compares every pair, 11 s for 40,000 keys.
+    const keys = Array.from({ length: 40_000 }, (_, i) => `  p${i}: {}`);
+    const long = `issuers: []\nprofiles:\n${keys.join('\n')}\n  p17: {}\n`;
+    expect(problemsOf(() => loadText(long, '/etc/credvend/profiles.yaml'))[0]).toContain(
+      'Map keys must be unique: "p17" at line 40003, column 3',
+    );
+    // Distinct keys: a string and a number, different case, a trailing space inside quotes.
+    const distinct = 'issuers: []\nprofiles: {}\nx:\n  "1": a\n  1: b\n  A: c\n  a: d\n  "a ": e\n';
+    expect(() => loadText(distinct, '/etc/credvend/profiles.yaml')).not.toThrow(/Map keys must be unique/);
+  });
+
   it('refuses the same issuer listed twice (which keys verify would depend on lookup order)', () => {
     // Mistake: an operator removes a compromised key from one entry while a second entry for the
     // same issuer keeps trusting it.
