@@ -19,6 +19,7 @@ for (const file of process.argv.slice(2)) {
     r = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     missing += 1;
+    failures.push(`${basename(file, '.json')}: no report (the suite did not finish)`);
     continue;
   }
   passed += r.numPassedTests ?? 0;

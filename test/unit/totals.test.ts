@@ -75,16 +75,19 @@ describe('totals', () => {
     expect(code).toBe(1);
   });
 
-  it('fails when a report is missing, even with nothing failed in the others', () => {
+  it('fails, naming it, when a report is missing, even with nothing failed in the others', () => {
     const { code } = totals({ unit: passing });
     expect(code).toBe(0);
-    const file = join(dir, 'unit.json');
-    let status = 0;
+    let failed = { stdout: '', status: 0 };
     try {
-      execFileSync(process.execPath, ['scripts/totals.mjs', file, join(dir, 'absent.json')], { stdio: 'pipe' });
+      execFileSync(process.execPath, ['scripts/totals.mjs', join(dir, 'unit.json'), join(dir, 'e2e.json')], {
+        stdio: 'pipe',
+        encoding: 'utf8',
+      });
     } catch (e) {
-      status = (e as { status: number }).status;
+      failed = e as { stdout: string; status: number };
     }
-    expect(status).toBe(1);
+    expect(failed.status).toBe(1);
+    expect(failed.stdout).toContain('  e2e: no report (the suite did not finish)');
   });
 });
