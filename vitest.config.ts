@@ -3,8 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
-      { test: { name: 'app', include: ['test/app/**/*.test.ts'] } },
+      // 30 s, not vitest's 5 s: property tests and spawned processes take 1-4 s alone, and a CI
+      // machine running a worker per core can stretch that past 5 s. Timeouts only catch hangs:
+      // every test fails on its own assertions, and tests of deadlines keep their own clocks.
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 } },
+      { test: { name: 'app', include: ['test/app/**/*.test.ts'], testTimeout: 30_000 } },
       {
         test: {
           name: 'e2e',
