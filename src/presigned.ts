@@ -54,7 +54,8 @@ export interface Presigned {
   readonly bucket: string;
   readonly region: string;
   readonly expiresInSeconds: number;
-  readonly expiration: Date;
+  /** When every URL expires, in ISO 8601, as the audit record has it (formatted once). */
+  readonly expiration: string;
   readonly objects: readonly PresignedObject[];
 }
 
@@ -172,9 +173,9 @@ export function createPresignedVendor({ config, sts, signer, metrics, now }: Pre
           return { key, method: 'POST', url: form.url, fields: form.fields, maxObjectBytes: maxBytes };
         }),
       );
-      const expiration = new Date(signedAt + expiresIn * 1000);
+      const expiration = expirationIso(signedAt + expiresIn * 1000);
       facts.presigned = {
-        urls: objects.map((o) => ({ key: o.key, method: o.method, expiration: expirationIso(expiration.getTime()) })),
+        urls: objects.map((o) => ({ key: o.key, method: o.method, expiration })),
         ...(maxBytes !== undefined ? { maxObjectBytes: maxBytes } : {}),
         sessionReused: got.reused,
         sessionRequestId: got.origin.requestId,

@@ -1,7 +1,6 @@
 // POST /v1/presigned: presigned URLs (or size-capped POST forms) for named objects, for profiles
 // with `delivery: presigned`. Thin: validate, presign, format.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { isoTimeCache } from '../iso-time.js';
 import type { Presigned } from '../presigned.js';
 import type { RouteDeps } from './deps.js';
 import { errorResponses, presignedBody, presignedResponse } from './api-schemas.js';
@@ -29,9 +28,6 @@ export function presignedRoute(deps: RouteDeps): FastifyPluginAsyncZod {
   };
 }
 
-// Every URL signed in the same second expires at the same instant: formatted once.
-const expirationIso = isoTimeCache();
-
 function presignedFormat(p: Presigned, requestId: string) {
   return {
     profile: p.profile,
@@ -39,7 +35,7 @@ function presignedFormat(p: Presigned, requestId: string) {
     bucket: p.bucket,
     region: p.region,
     expiresInSeconds: p.expiresInSeconds,
-    expiration: expirationIso(p.expiration.getTime()),
+    expiration: p.expiration,
     objects: [...p.objects],
     requestId,
   };
