@@ -85,7 +85,7 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
   let attempts = 0;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
-  const closing = new AbortController();
+  let deadline: AbortController | undefined; // the fetch in flight's: its timer or close() aborts it
 
   const usable = () => keys !== undefined && opts.now() - fetchedAt <= opts.maxStaleMs;
 
@@ -113,8 +113,14 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
     if (closed) return Promise.resolve(false);
     lastStartedAt = opts.now();
     attempts += 1;
-    const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), closing.signal]);
-    inflight = fetchSet(signal)
+    // A timer holding its controller, not AbortSignal.any([AbortSignal.timeout(...), ...]): Node
+    // 20's timeout timer holds its signal weakly, nothing else held it, and a garbage collection
+    // during the fetch left the deadline never firing (a hanging JWKS then held every request for
+    // its issuer, and the store's one fetch, for good). test/unit/key-store-deadline.test.ts.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
+    deadline = controller;
+    inflight = fetchSet(controller.signal)
       .then(() => true)
       .catch((err: unknown) => {
         // A moved JWKS is found again by the next discovery.
@@ -128,6 +134,8 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
         return false;
       })
       .finally(() => {
+        clearTimeout(timer);
+        deadline = undefined;
         inflight = undefined;
       });
     return inflight;
@@ -167,7 +175,7 @@ export function createKeyStore(opts: KeyStoreOptions): KeyStore {
     close() {
       closed = true;
       if (timer) clearTimeout(timer);
-      closing.abort();
+      deadline?.abort();
     },
     fetches: () => attempts,
   };
